@@ -1,0 +1,84 @@
+"""POST /api/incidents, POST|OPTIONS /api/events and the native Event Grid trigger.
+
+Until the engine exists these answer 202 with the normalised incident summary; nothing is persisted."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import azure.functions as func
+
+from shared.api.responses import error_response, intake_error_response, json_response
+from shared.intake import IntakeError, decode_json_body, normalise, parse_delivery
+from shared.settings import get_settings
+
+log = logging.getLogger("riposte.intake")
+
+
+def _body(req: func.HttpRequest) -> Any:
+    settings = get_settings()
+    return decode_json_body(
+        req.get_body(),
+        req.headers.get("content-type"),
+        max_bytes=settings.max_body_bytes,
+        max_depth=settings.max_json_depth,
+    )
+
+
+def post_incident(req: func.HttpRequest) -> func.HttpResponse:
+    try:
+        incident = normalise(_body(req), max_entities=get_settings().max_entities)
+    except IntakeError as error:
+        return intake_error_response(error)
+    log.info("incident received: %s %s (%s)", incident.dialect, incident.arm_id or incident.name, incident.title)
+    return json_response({"status": "accepted", "incident": incident.summary()}, 202)
+
+
+def events_preflight(req: func.HttpRequest) -> func.HttpResponse:
+    """CloudEvents 1.0 webhook abuse protection: echo the origin we accept deliveries from, and the rate."""
+    origin = req.headers.get("webhook-request-origin")
+    if not origin:
+        return error_response(400, "MissingHeader", "WebHook-Request-Origin is required.", "WebHook-Request-Origin")
+    headers = {"WebHook-Allowed-Origin": origin, "Allow": "POST, OPTIONS"}
+    if req.headers.get("webhook-request-rate"):
+        headers["WebHook-Allowed-Rate"] = "*"
+    return func.HttpResponse(status_code=200, headers=headers)
+
+
+def post_events(req: func.HttpRequest) -> func.HttpResponse:
+    settings = get_settings()
+    try:
+        delivery = parse_delivery(
+            _body(req), max_entities=settings.max_entities, max_events=settings.max_events_per_delivery
+        )
+    except IntakeError as error:
+        return intake_error_response(error)
+    if delivery.validation_code is not None:
+        # Event Grid accepts only 200 (not 202) for the handshake.
+        return json_response({"validationResponse": delivery.validation_code}, 200)
+    for incident in delivery.incidents:
+        log.info("event received: %s %s (%s)", incident.delivery_id, incident.dialect, incident.title)
+    body = {
+        "status": "accepted",
+        "incidents": [incident.summary() for incident in delivery.incidents],
+        "ignored": delivery.ignored,
+    }
+    return json_response(body, 202)
+
+
+def on_event_grid_event(event: func.EventGridEvent | Any) -> dict[str, Any] | None:
+    """The native trigger. The binding has done the handshake; a bad event is logged, not retried for ever."""
+    event_type = getattr(event, "event_type", None) or getattr(event, "type", "")
+    envelope: dict[str, Any] = {"id": event.id, "eventType": event_type, "data": event.get_json()}
+    try:
+        delivery = parse_delivery([envelope], max_entities=get_settings().max_entities)
+    except IntakeError as error:
+        log.error("rejected Event Grid event %s: %s (%s)", event.id, error.message, error.target)
+        return None
+    if not delivery.incidents:
+        log.info("ignored Event Grid event %s of type %s", event.id, event_type)
+        return None
+    summary = delivery.incidents[0].summary()
+    log.info("Defender alert received: %s (%s)", summary["title"], event.id)
+    return summary
