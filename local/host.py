@@ -72,15 +72,18 @@ class FunctionsHost:
         self.http: list[HttpFunction] = []
         self.triggers: dict[str, TriggerFunction] = {}
         for function in app.get_functions():
-            trigger = function.get_trigger()
-            name = function.get_function_name()
+            trigger: Any = function.get_trigger()
+            name = str(function.get_function_name())
             call = function.get_user_function()
+            if trigger is None:
+                continue
             if trigger.get_binding_name() == "httpTrigger":
                 methods = tuple(m.value if hasattr(m, "value") else str(m) for m in (trigger.methods or []))
-                level = getattr(trigger.auth_level, "value", str(trigger.auth_level or "FUNCTION"))
+                level = str(getattr(trigger.auth_level, "value", trigger.auth_level or "FUNCTION"))
                 self.http.append(
-                    HttpFunction(name, trigger.route or name, methods or ("GET", "POST"), level.upper(), call,
-                                 trigger.name)
+                    HttpFunction(
+                        name, str(trigger.route or name), methods or ("GET", "POST"), level.upper(), call, trigger.name
+                    )
                 )
             else:
                 self.triggers[name] = TriggerFunction(name, trigger.get_binding_name(), call, trigger.name)
@@ -147,7 +150,7 @@ class FunctionsHost:
             if not code:
                 return _error(400, "MissingValidationCode", "The validation event has no data.validationCode.")
             return JSONResponse({"validationResponse": code})
-        converter = meta.get_binding_registry().get("eventGridTrigger")
+        converter = meta.get_binding_registry().get("eventGridTrigger")  # type: ignore[no-untyped-call]
         for event in events:
             decoded = converter.decode(meta.Datum(json.dumps(event), "json"), trigger_metadata={})
             try:

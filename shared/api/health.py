@@ -5,7 +5,7 @@ from __future__ import annotations
 import azure.functions as func
 
 from shared.api.responses import json_response
-from shared.settings import SettingsError, Settings
+from shared.settings import Settings, SettingsError
 
 
 def get_health(req: func.HttpRequest) -> func.HttpResponse:

@@ -12,7 +12,10 @@ from shared.intake import IntakeError
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> func.HttpResponse:
     return func.HttpResponse(
-        json.dumps(body, ensure_ascii=False), status_code=status, mimetype="application/json", headers=headers,
+        json.dumps(body, ensure_ascii=False),
+        status_code=status,
+        mimetype="application/json",
+        headers=headers,
         charset="utf-8",
     )
 

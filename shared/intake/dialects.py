@@ -109,10 +109,6 @@ class _IncidentBundle(_In):
 # --- Sentinel SecurityAlert entity (items of properties.alerts / the .../alerts response) ---------------------------
 
 
-class _ResourceIdentifier(_In):
-    type: str | None = Field(default=None, alias="type")
-
-
 class _SentinelAlertProperties(_In):
     systemAlertId: str | None = None
     alertDisplayName: str | None = None
@@ -269,7 +265,17 @@ def normalise(payload: Any, *, max_entities: int) -> model.Incident:
         raise IntakeError(
             "UseEventsEndpoint", "Event Grid and CloudEvents deliveries go to /api/events, not /api/incidents.", "body"
         )
-    return NORMALISERS[dialect](payload, max_entities)
+    return run_normaliser(dialect, payload, max_entities)
+
+
+def run_normaliser(dialect: str, payload: Any, max_entities: int) -> model.Incident:
+    try:
+        return NORMALISERS[dialect](payload, max_entities)
+    except ValidationError as exc:
+        # The input models check what Riposte relies on; this catches a value that only the canonical model refuses.
+        error = exc.errors()[0]
+        field = path_to_target([p for p in error["loc"] if isinstance(p, str | int)])
+        raise IntakeError("InvalidValue", f"A value for '{field}' is not valid: {error['msg']}.", "body") from exc
 
 
 def _sentinel_alert(raw: Any, target: str) -> model.Alert:
@@ -286,20 +292,44 @@ def _sentinel_alert(raw: Any, target: str) -> model.Alert:
         tactics=tuple(p.tactics),
         techniques=tuple(p.techniques),
         compromised_entity=p.compromisedEntity,
-        resource_ids=_resource_ids(p.resourceIdentifiers),
+        resource_ids=_resource_ids(_identifiers(p.resourceIdentifiers, f"{target}.properties.resourceIdentifiers")),
         start_time=p.startTimeUtc,
         end_time=p.endTimeUtc,
     )
 
 
-def _resource_ids(identifiers: list[dict[str, Any]]) -> tuple[str, ...]:
-    ids: list[str] = []
-    for identifier in identifiers:
-        lowered = {k.lower(): v for k, v in identifier.items()}
-        value = lowered.get("azureresourceid") or lowered.get("resourceid")
-        if isinstance(value, str) and value:
-            ids.append(value)
-    return tuple(ids)
+_IDENTIFIER_KEYS = (
+    "type",
+    "azureresourceid",
+    "resourceid",
+    "workspaceid",
+    "workspacesubscriptionid",
+    "workspaceresourcegroup",
+    "subscriptionid",
+    "resourcegroup",
+)
+
+
+def _identifiers(raw: list[dict[str, Any]], target: str) -> list[dict[str, str]]:
+    """resourceIdentifiers with lower-cased keys (the dialects disagree on casing) and string values checked."""
+    cleaned: list[dict[str, str]] = []
+    for index, identifier in enumerate(raw):
+        lowered = {str(k).lower(): (k, v) for k, v in identifier.items()}
+        item: dict[str, str] = {}
+        for key in _IDENTIFIER_KEYS:
+            if key not in lowered or lowered[key][1] is None:
+                continue
+            original, value = lowered[key]
+            if not isinstance(value, str):
+                raise IntakeError("InvalidType", "Expected a string.", f"{target}[{index}].{original}")
+            item[key] = value
+        cleaned.append(item)
+    return cleaned
+
+
+def _resource_ids(identifiers: list[dict[str, str]]) -> tuple[str, ...]:
+    ids = [i.get("azureresourceid") or i.get("resourceid") or "" for i in identifiers]
+    return tuple(i for i in ids if i)
 
 
 def _incident(
@@ -447,8 +477,9 @@ def _subscription_of(resource_id: str) -> str | None:
 def _from_defender_resource(payload: Any, max_entities: int) -> model.Incident:
     alert = _validate(_DefenderAlertResource, payload)
     p = alert.properties
-    resource_ids = _resource_ids(p.resourceIdentifiers)
-    workspace = _workspace_from_identifiers(p.resourceIdentifiers)
+    identifiers = _identifiers(p.resourceIdentifiers, "properties.resourceIdentifiers")
+    resource_ids = _resource_ids(identifiers)
+    workspace = _workspace_from_identifiers(identifiers)
     tactics = (p.intent,) if p.intent and p.intent.lower() != "unknown" else ()
     return model.Incident(
         dialect=model.Dialect.DEFENDER_ALERT_RESOURCE,
@@ -480,9 +511,7 @@ def _from_defender_resource(payload: Any, max_entities: int) -> model.Incident:
                 end_time=p.endTimeUtc,
             ),
         ),
-        entities=_alert_entities(
-            p.entities, resource_ids, target="properties.entities", max_entities=max_entities
-        ),
+        entities=_alert_entities(p.entities, resource_ids, target="properties.entities", max_entities=max_entities),
         raw=payload,
     )
 
@@ -492,24 +521,24 @@ def _split_intent(values: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(part.strip() for value in values for part in value.split(",") if part.strip())
 
 
-def _workspace_from_identifiers(identifiers: list[dict[str, Any]]) -> model.Workspace | None:
+def _workspace_from_identifiers(identifiers: list[dict[str, str]]) -> model.Workspace | None:
     for identifier in identifiers:
-        lowered = {k.lower(): v for k, v in identifier.items()}
-        if str(lowered.get("type", "")).lower() == "loganalytics":
+        if identifier.get("type", "").lower() == "loganalytics":
             return model.Workspace(
-                subscription_id=lowered.get("workspacesubscriptionid") or lowered.get("subscriptionid"),
-                resource_group=lowered.get("workspaceresourcegroup") or lowered.get("resourcegroup"),
-                customer_id=lowered.get("workspaceid"),
+                subscription_id=identifier.get("workspacesubscriptionid") or identifier.get("subscriptionid"),
+                resource_group=identifier.get("workspaceresourcegroup") or identifier.get("resourcegroup"),
+                customer_id=identifier.get("workspaceid"),
             )
     return None
 
 
 def _from_security_alert(payload: Any, max_entities: int) -> model.Incident:
     alert = _validate(_SecurityAlert, payload)
-    resource_ids = _resource_ids(alert.ResourceIdentifiers)
+    identifiers = _identifiers(alert.ResourceIdentifiers, "ResourceIdentifiers")
+    resource_ids = _resource_ids(identifiers)
     if alert.AzureResourceId and alert.AzureResourceId not in resource_ids:
         resource_ids = (alert.AzureResourceId, *resource_ids)
-    workspace = _workspace_from_identifiers(alert.ResourceIdentifiers)
+    workspace = _workspace_from_identifiers(identifiers)
     if alert.WorkspaceId:
         workspace = model.Workspace(
             subscription_id=alert.WorkspaceSubscriptionId,

@@ -103,7 +103,11 @@ FIELDS: dict[type[model.EntityBase], dict[str, tuple[str, ...]]] = {
         "upn": ("upn",),
         "aad_user_id": ("aadid", "aaduserid"),
     },
-    model.CloudApplicationEntity: {"app_id": ("appid",), "name": ("name", "appname"), "instance_name": ("instancename",)},
+    model.CloudApplicationEntity: {
+        "app_id": ("appid",),
+        "name": ("name", "appname"),
+        "instance_name": ("instancename",),
+    },
     model.SecurityGroupEntity: {
         "object_guid": ("objectguid",),
         "sid": ("sid",),
@@ -156,7 +160,9 @@ class _Resolver:
         if isinstance(node, dict) and set(node) == {"$ref"}:
             found = self.by_ref.get(str(node["$ref"]))
             if found is None:
-                raise IntakeError("UnresolvedReference", f"$ref '{node['$ref']}' names no entity with that $id.", target)
+                raise IntakeError(
+                    "UnresolvedReference", f"$ref '{node['$ref']}' names no entity with that $id.", target
+                )
             return found
         return node
 
@@ -167,9 +173,7 @@ def parse_entities(items: Any, *, target: str, max_entities: int) -> list[model.
     if not isinstance(items, list):
         raise IntakeError("InvalidType", "Entities must be a JSON array.", target)
     if len(items) > max_entities:
-        raise IntakeError(
-            "TooManyEntities", f"{len(items)} entities; the limit is {max_entities}.", target, status=400
-        )
+        raise IntakeError("TooManyEntities", f"{len(items)} entities; the limit is {max_entities}.", target, status=400)
     parser = _EntityParser(_Resolver(items), max_entities)
     for index, item in enumerate(items):
         parser.add(item, f"{target}[{index}]")
@@ -193,7 +197,9 @@ class _EntityParser:
         if not isinstance(raw_kind, str) or not raw_kind:
             raise IntakeError("MissingField", "An entity needs a 'kind' (or 'type').", target)
         arm_style = isinstance(item.get("properties"), dict)
-        props: dict[str, Any] = item["properties"] if arm_style else {k: v for k, v in item.items() if k not in _SKIP_KEYS}
+        props: dict[str, Any] = (
+            item["properties"] if arm_style else {k: v for k, v in item.items() if k not in _SKIP_KEYS}
+        )
         props_target = f"{target}.properties" if arm_style else target
         if arm_style:
             entity_id = str(item.get("id") or item.get("name") or f"{target}")
@@ -201,7 +207,9 @@ class _EntityParser:
             entity_id = f"${item['$id']}" if "$id" in item else target
         self._seen[id(item)] = entity_id
         if len(self._seen) > self.max_entities:
-            raise IntakeError("TooManyEntities", f"More than {self.max_entities} entities (counting nested ones).", target)
+            raise IntakeError(
+                "TooManyEntities", f"More than {self.max_entities} entities (counting nested ones).", target
+            )
         cls = KINDS.get(kind_key(raw_kind))
         values: dict[str, Any] = {"id": entity_id, "properties": props}
         lowered = _lower_keys(props)
@@ -270,8 +278,18 @@ def _camel(field: str) -> str:
 
 
 _NAME_FIELDS: tuple[str, ...] = (
-    "account_name", "host_name", "address", "resource_id", "file_name", "hash_value", "url", "domain_name",
-    "mailbox_primary_address", "name", "subject", "device_name",
+    "account_name",
+    "host_name",
+    "address",
+    "resource_id",
+    "file_name",
+    "hash_value",
+    "url",
+    "domain_name",
+    "mailbox_primary_address",
+    "name",
+    "subject",
+    "device_name",
 )
 
 
@@ -280,4 +298,3 @@ def _default_name(values: dict[str, Any]) -> str:
         if isinstance(values.get(field), str):
             return str(values[field])
     return ""
-

@@ -41,8 +41,10 @@ def parse_delivery(payload: Any, *, max_entities: int, max_events: int = 5000) -
     elif isinstance(payload, list):
         if not payload:
             raise IntakeError("EmptyDelivery", "The delivery holds no events.", "body")
-        schema = model.Envelope.CLOUD_EVENTS if all(isinstance(e, dict) and "specversion" in e for e in payload) else (
-            model.Envelope.EVENT_GRID
+        schema = (
+            model.Envelope.CLOUD_EVENTS
+            if all(isinstance(e, dict) and "specversion" in e for e in payload)
+            else (model.Envelope.EVENT_GRID)
         )
         events, prefix = payload, ""
     else:
@@ -71,7 +73,7 @@ def parse_delivery(payload: Any, *, max_entities: int, max_events: int = 5000) -
         if dialect in ("eventgrid", "cloudevents"):
             raise IntakeError("NestedEnvelope", "An event's data must not be another envelope.", f"{target}.data")
         try:
-            incident = dialects.NORMALISERS[dialect](data, max_entities)
+            incident = dialects.run_normaliser(dialect, data, max_entities)
         except IntakeError as exc:
             exc.target = f"{target}.data.{exc.target}".rstrip(".") if exc.target != "body" else f"{target}.data"
             raise

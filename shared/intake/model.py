@@ -14,7 +14,9 @@ from pydantic.alias_generators import to_camel
 class Dialect(StrEnum):
     SENTINEL_INCIDENT_TRIGGER = "sentinel.incident_trigger"  # Logic App "Microsoft Sentinel incident" trigger body
     SENTINEL_INCIDENT_RESOURCE = "sentinel.incident_resource"  # ARM GET of an incident (+ entities/alerts lists)
-    SECURITY_ALERT = "security_alert"  # PascalCase SecurityAlert: legacy Sentinel alert trigger, Defender workflow automation
+    SECURITY_ALERT = (
+        "security_alert"  # PascalCase SecurityAlert: legacy Sentinel alert trigger, Defender workflow automation
+    )
     DEFENDER_ALERT_RESOURCE = "defender.alert_resource"  # Defender for Cloud alerts REST resource / continuous export
     DEFENDER_ACTIVITY_LOG = "defender.activity_log"  # Defender alert as an Azure Activity Log event
 
