@@ -1,0 +1,1 @@
+"""Enrichers and responders. Each module declares actions for one provider; see registry.py."""

@@ -1,0 +1,127 @@
+"""What an action runs with: settings, the Azure adapters, guardrails, the destructive-action budget, the ledger."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from shared.actions.model import Outcome, Permission, PermissionCheck, Plan, Target
+from shared.settings import Settings
+
+
+class Ledger(Protocol):
+    """Where each action's intent is written, under a deterministic key, before it acts (engine: Azure Table)."""
+
+    async def get(self, key: str) -> dict[str, Any] | None: ...
+
+    async def put_intent(self, key: str, action: str, plan: Plan) -> None: ...
+
+    async def put_outcome(self, key: str, outcome: Outcome) -> None: ...
+
+
+class DestructiveBudget(Protocol):
+    async def try_consume(self, action: str) -> bool: ...
+
+
+class PermissionChecker(Protocol):
+    async def check(self, permission: Permission, target: Target) -> PermissionCheck: ...
+
+
+class MemoryLedger:
+    """A ledger for one process: tests and dry runs."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, dict[str, Any]] = {}
+
+    async def get(self, key: str) -> dict[str, Any] | None:
+        return self.entries.get(key)
+
+    async def put_intent(self, key: str, action: str, plan: Plan) -> None:
+        self.entries[key] = {"action": action, "state": "intent", "plan": plan.model_dump(mode="json")}
+
+    async def put_outcome(self, key: str, outcome: Outcome) -> None:
+        entry = self.entries.setdefault(key, {"action": outcome.action})
+        entry.update(state="done", outcome=outcome.model_dump(mode="json"))
+
+
+class SlidingWindowBudget:
+    """At most `limit` destructive actions in any `window_s` seconds, in this process."""
+
+    def __init__(self, limit: int, window_s: float = 3600.0) -> None:
+        self.limit = limit
+        self.window_s = window_s
+        self.used: deque[float] = deque()
+
+    async def try_consume(self, action: str) -> bool:
+        now = time.monotonic()
+        while self.used and now - self.used[0] >= self.window_s:
+            self.used.popleft()
+        if len(self.used) >= self.limit:
+            return False
+        self.used.append(now)
+        return True
+
+
+@dataclass(frozen=True)
+class Guardrails:
+    """Targets automation must never touch: break-glass accounts, protected groups, protected resources."""
+
+    users: frozenset[str] = frozenset()
+    groups: frozenset[str] = frozenset()
+    resource_prefixes: tuple[str, ...] = ()
+    resource_tags: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Guardrails:
+        tags = []
+        for item in settings.protected_resource_tags:
+            key, _, value = item.partition("=")
+            tags.append((key.strip().lower(), value.strip()))
+        return cls(
+            users=frozenset(u.lower() for u in settings.protected_users),
+            groups=frozenset(g.lower() for g in settings.protected_groups),
+            resource_prefixes=tuple(p.lower().rstrip("/") for p in settings.protected_resource_prefixes),
+            resource_tags=tuple(tags),
+        )
+
+    def blocked(self, target: Target) -> str | None:
+        """Why the target is protected, or None. Ids and UPNs compare case-insensitively, as Entra and ARM do."""
+        if target.kind == "user":
+            if target.id.lower() in self.users:
+                return f"user {target.display or target.id} is protected by object id (RIPOSTE_PROTECTED_USERS)"
+            if target.upn and target.upn.lower() in self.users:
+                return f"user {target.upn} is protected by UPN (RIPOSTE_PROTECTED_USERS)"
+            for group in target.group_ids:
+                if group.lower() in self.groups:
+                    return f"user {target.upn or target.id} is a member of protected group {group}"
+            return None
+        resource_id = target.id.lower().rstrip("/")
+        for prefix in self.resource_prefixes:
+            if resource_id == prefix or resource_id.startswith(prefix + "/"):
+                return f"{target.display or target.id} is under protected prefix {prefix}"
+        lowered = {k.lower(): v for k, v in target.tags.items()}
+        for key, value in self.resource_tags:
+            if key in lowered and (value == "" or lowered[key] == value):
+                return f"{target.display or target.id} carries protected tag {key}={lowered[key]}"
+        return None
+
+
+@dataclass
+class ActionContext:
+    settings: Settings
+    azure: Any  # shared.azure.clients.AzureClients: typed loosely so this module imports no SDK
+    ledger: Ledger = field(default_factory=MemoryLedger)
+    budget: DestructiveBudget | None = None
+    permissions: PermissionChecker | None = None
+    guardrails: Guardrails | None = None
+    run_id: str = ""
+    incident_id: str | None = None  # ARM id of the Sentinel incident the run is for
+    dry_run: bool = False
+
+    def __post_init__(self) -> None:
+        if self.guardrails is None:
+            self.guardrails = Guardrails.from_settings(self.settings)
+        if self.budget is None:
+            self.budget = SlidingWindowBudget(self.settings.destructive_actions_per_hour)

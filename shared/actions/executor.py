@@ -1,0 +1,131 @@
+"""Runs actions with the safety rules enforced in one place, whatever the action:
+
+respond: plan (read the prior state) -> guardrail check -> permission check -> dry run stops here -> the ledger's
+intent for this key (a replay reuses the prior state recorded the first time) -> destructive budget -> intent written
+-> apply (the one write) -> outcome written. undo: from the recorded outcome, reversible actions only.
+enrich: with a time limit; a failure becomes a Finding with the error, never an exception."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ValidationError
+
+from shared.actions import registry
+from shared.actions.context import ActionContext
+from shared.actions.model import Finding, Outcome, PermissionCheck, Plan, Status
+
+
+class ActionError(Exception):
+    """A failure an action reports on purpose (target not found, invalid parameters)."""
+
+
+class Responder(Protocol):
+    async def plan(self, ctx: ActionContext, params: Any) -> Plan: ...
+
+    async def apply(self, ctx: ActionContext, plan: Plan, key: str) -> dict[str, Any]: ...
+
+    async def undo(self, ctx: ActionContext, outcome: Outcome) -> dict[str, Any]: ...
+
+
+def _params(spec: registry.ActionSpec, params: dict[str, Any] | BaseModel) -> BaseModel:
+    if isinstance(params, BaseModel):
+        return params
+    try:
+        return spec.params.model_validate(params)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        raise ActionError(f"{spec.name}: parameter {'.'.join(map(str, error['loc']))}: {error['msg']}") from None
+
+
+async def _permission_checks(ctx: ActionContext, spec: registry.ActionSpec, plan: Plan) -> tuple[PermissionCheck, ...]:
+    if ctx.permissions is None:
+        return tuple(PermissionCheck(permission=p, held=None, detail="not checked") for p in spec.permissions)
+    return tuple([await ctx.permissions.check(p, plan.target) for p in spec.permissions])
+
+
+async def respond(ctx: ActionContext, name: str, params: dict[str, Any] | BaseModel, *, key: str) -> Outcome:
+    registered = registry.get(name)
+    spec = registered.spec
+    if spec.kind != "respond":
+        raise ActionError(f"{name} is an enricher, not a responder")
+    responder: Responder = registered.implementation()
+    base = {"action": name, "idempotency_key": key}
+    try:
+        previous = await ctx.ledger.get(key)
+        if previous and previous.get("state") == "done":
+            done = Outcome.model_validate(previous["outcome"])
+            return done  # a replay after the write: report the first outcome, write nothing
+        plan = await responder.plan(ctx, _params(spec, params))
+        if previous and previous.get("state") == "intent":
+            # A crash between intent and outcome: the world may already be changed, so the prior state that undo
+            # must restore is the one recorded before the first attempt, not the one read now.
+            plan = plan.model_copy(update={"prior": Plan.model_validate(previous["plan"]).prior})
+        assert ctx.guardrails is not None
+        guarded = ctx.guardrails.blocked(plan.target)
+        checks = await _permission_checks(ctx, spec, plan) if ctx.dry_run else ()
+        common = dict(base, target=plan.target, prior=plan.prior, intended=plan.intended, permissions=checks)
+        if guarded:
+            return Outcome(**common, status=Status.SKIPPED, reason=f"guardrail: {guarded}")
+        if ctx.dry_run:
+            reason = plan.reason or ("already in the intended state" if plan.noop else "would change")
+            return Outcome(**common, status=Status.DRY_RUN, reason=reason)
+        if plan.noop:
+            outcome = Outcome(**common, status=Status.ALREADY_DONE, reason=plan.reason or "already as intended")
+            await ctx.ledger.put_outcome(key, outcome)
+            return outcome
+        if spec.destructive and previous is None:
+            assert ctx.budget is not None
+            if not await ctx.budget.try_consume(name):
+                limit = ctx.settings.destructive_actions_per_hour
+                return Outcome(**common, status=Status.SKIPPED, reason=f"destructive-action cap of {limit}/h reached")
+        await ctx.ledger.put_intent(key, name, plan)
+        result = await responder.apply(ctx, plan, key)
+        outcome = Outcome(**common, status=Status.DONE, result=result)
+        await ctx.ledger.put_outcome(key, outcome)
+        return outcome
+    except ActionError as error:
+        return Outcome(**base, status=Status.FAILED, reason=str(error))
+    except Exception as error:  # an API failure is a recorded outcome; the engine decides whether to retry
+        return Outcome(**base, status=Status.FAILED, reason=describe_error(error))
+
+
+async def undo(ctx: ActionContext, outcome: Outcome) -> Outcome:
+    registered = registry.get(outcome.action)
+    if not registered.spec.reversible:
+        hint = registered.spec.undo_hint or "this action cannot be undone automatically"
+        return outcome.model_copy(update={"status": Status.SKIPPED, "reason": hint})
+    if outcome.status is not Status.DONE:
+        return outcome.model_copy(update={"status": Status.SKIPPED, "reason": f"nothing to undo ({outcome.status})"})
+    responder: Responder = registered.implementation()
+    try:
+        result = await responder.undo(ctx, outcome)
+    except Exception as error:
+        return outcome.model_copy(update={"status": Status.FAILED, "reason": f"undo failed: {describe_error(error)}"})
+    return outcome.model_copy(update={"status": Status.UNDONE, "result": result, "reason": "restored the prior state"})
+
+
+async def enrich(ctx: ActionContext, name: str, params: dict[str, Any] | BaseModel) -> Finding:
+    registered = registry.get(name)
+    started = time.perf_counter()
+    try:
+        validated = _params(registered.spec, params)
+        async with asyncio.timeout(ctx.settings.enrichment_timeout_seconds):
+            data = await registered.implementation(ctx, validated)
+        payload = data.model_dump(mode="json", by_alias=True) if isinstance(data, BaseModel) else dict(data)
+        return Finding(enricher=name, ok=True, data=payload, elapsed_ms=(time.perf_counter() - started) * 1000)
+    except TimeoutError:
+        error = f"timed out after {ctx.settings.enrichment_timeout_seconds:g} s"
+    except Exception as exc:
+        error = describe_error(exc)
+    return Finding(enricher=name, ok=False, error=error, elapsed_ms=(time.perf_counter() - started) * 1000)
+
+
+def describe_error(error: BaseException) -> str:
+    from shared.azure.errors import AzureError
+
+    if isinstance(error, AzureError):
+        return str(error)
+    return f"{type(error).__name__}: {error}"

@@ -1,0 +1,92 @@
+"""What actions take and give back. Plain data: no SDK types cross this line."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, alias_generator=to_camel, validate_by_name=True)
+
+
+class Permission(_Model):
+    """What the identity needs: a Microsoft Graph application permission or an Azure RBAC role."""
+
+    kind: Literal["graph", "azure_role"]
+    name: str  # User.EnableDisableAccount.All / Network Contributor
+    operation: str = ""  # for Azure roles: the RBAC operation checked, e.g. Microsoft.Network/networkSecurityGroups/write
+
+
+def graph_permission(name: str) -> Permission:
+    return Permission(kind="graph", name=name)
+
+
+def azure_role(name: str, operation: str) -> Permission:
+    return Permission(kind="azure_role", name=name, operation=operation)
+
+
+class Target(_Model):
+    """What an action acts on, resolved by stable id, with the facts guardrails look at."""
+
+    kind: str  # user | vm | nsg | ip | incident | webhook
+    id: str  # object id, ARM id, address...
+    display: str = ""
+    upn: str | None = None
+    group_ids: tuple[str, ...] = ()
+    tags: dict[str, str] = Field(default_factory=dict)
+    privileged_roles: tuple[str, ...] = ()
+
+
+class Plan(_Model):
+    """A responder's reading of the world before it writes: the prior state it will record and what it will change."""
+
+    target: Target
+    prior: dict[str, Any] = Field(default_factory=dict, description="The state the write replaces, kept for undo")
+    intended: dict[str, Any] = Field(default_factory=dict, description="The change the write makes")
+    noop: bool = Field(False, description="Already in the intended state: nothing to write")
+    reason: str = ""
+
+
+class Status(StrEnum):
+    DONE = "done"  # the write happened now
+    ALREADY_DONE = "already_done"  # nothing to change (idempotent replay, or state already as intended)
+    DRY_RUN = "dry_run"  # reported what it would do, wrote nothing
+    SKIPPED = "skipped"  # a guardrail or the destructive-action cap stopped it
+    FAILED = "failed"
+    UNDONE = "undone"
+
+
+class PermissionCheck(_Model):
+    permission: Permission
+    held: bool | None  # None: could not be determined
+    detail: str = ""
+
+
+class Outcome(_Model):
+    action: str
+    status: Status
+    target: Target | None = None
+    prior: dict[str, Any] = Field(default_factory=dict)
+    intended: dict[str, Any] = Field(default_factory=dict)
+    result: dict[str, Any] = Field(default_factory=dict)
+    permissions: tuple[PermissionCheck, ...] = ()
+    reason: str = ""
+    idempotency_key: str = ""
+
+    @property
+    def wrote(self) -> bool:
+        return self.status is Status.DONE
+
+
+class Finding(_Model):
+    """An enricher's typed result, or the recorded error that replaced it."""
+
+    enricher: str
+    ok: bool
+    data: dict[str, Any] = Field(default_factory=dict)
+    error: str = ""
+    elapsed_ms: float = 0.0
