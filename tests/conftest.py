@@ -28,6 +28,7 @@ class CloudHandle:
         self.admin.delete("/requests").raise_for_status()
         self.admin.delete("/faults").raise_for_status()
         self.admin.delete("/limits").raise_for_status()
+        self.admin.delete("/sink").raise_for_status()
 
     def requests(self, **filters: str) -> list[dict[str, Any]]:
         response = self.admin.get("/requests", params=filters)
@@ -65,7 +66,8 @@ def cloud_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
 @pytest.fixture
 def cloud(cloud_server: Any) -> Iterator[CloudHandle]:
-    """The running emulated cloud, reset to the demo tenant with an empty request log, no faults, no limits."""
+    """The running emulated cloud, reset to the demo tenant with an empty request log and webhook sink, no faults,
+    no limits."""
     handle = CloudHandle(cloud_server)
     handle.reset()
     yield handle

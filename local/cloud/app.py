@@ -1,4 +1,4 @@
-"""The emulated cloud as one ASGI app: a pipeline (path clean-up, auth, faults, rate limits, request log) in front of
+"""The emulated cloud as one ASGI app: a pipeline (path clean-up, auth, rate limits, faults, request log) in front of
 one router that every service module registers on."""
 
 from __future__ import annotations
@@ -13,21 +13,25 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from local.cloud import identity
+from local.cloud.controls import Controls
 from local.cloud.errors import error_for
 from local.cloud.router import Router
 from local.cloud.state import Cloud, LoggedRequest
 
 _SLASHES = re.compile(r"/{2,}")
+_UNLOGGED = ("admin",)  # the admin API is how tests look at the log; logging it would drown what they look for
 
 
 def service_of_path(path: str) -> str:
     lowered = path.lower()
-    if lowered.startswith("/v1.0") or lowered.startswith("/beta"):
+    if lowered.startswith(("/v1.0/", "/beta/")) or lowered in ("/v1.0", "/beta"):
         return "graph"
     if lowered.startswith("/v1/"):
         return "loganalytics"
     if lowered.startswith("/_admin"):
         return "admin"
+    if lowered.startswith("/_sink"):
+        return "sink"
     return "arm"
 
 
@@ -35,6 +39,14 @@ class CloudApp:
     def __init__(self, cloud: Cloud, router: Router) -> None:
         self.cloud = cloud
         self.router = router
+        if cloud.controls is None:
+            cloud.controls = Controls()
+            cloud.runtime["controls"] = cloud.controls
+
+    @property
+    def controls(self) -> Controls:
+        controls: Controls = self.cloud.controls
+        return controls
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -48,8 +60,9 @@ class CloudApp:
         if scope["type"] != "http":
             return
         # Real Graph and ARM tolerate '//' (the Graph SDK produces it from a base URL with a trailing slash).
-        path = _SLASHES.sub("/", scope["path"])
-        if path != scope["path"]:
+        path = scope["path"]
+        if "//" in path:
+            path = _SLASHES.sub("/", path)
             scope = dict(scope, path=path, raw_path=path.encode())
         request = Request(scope, receive)
         response = await self.handle(request, path)
@@ -57,32 +70,30 @@ class CloudApp:
 
     async def handle(self, request: Request, path: str) -> Response:
         started = time.time()
+        clock = time.perf_counter()
         method = request.method.upper()
         route, params, path_exists = self.router.match(method, path)
         service = route.service if route else service_of_path(path)
         body_bytes = await request.body()
-        response: Response | None = None
         if route is None:
-            if path_exists:
-                response = error_for(service, 405, "MethodNotAllowed", f"The method '{method}' is not allowed on '{path}'.")
+            # Real services authenticate before they route: no valid token is a 401 even on an unknown path.
+            failure = identity.check_bearer(request, service) if service in identity.AUDIENCES else None
+            if failure is not None:
+                response = _unauthorized(service, failure)
+            elif path_exists:
+                response = error_for(
+                    service, 405, "MethodNotAllowed", f"The method '{method}' is not allowed on '{path}'."
+                )
+            elif service == "graph":  # what Graph says for a path it does not know
+                segment = path.rstrip("/").rsplit("/", 1)[-1]
+                response = error_for(service, 400, "BadRequest", f"Resource not found for the segment '{segment}'.")
             else:
-                code = "Request_ResourceNotFound" if service == "graph" else "NotFound"
-                response = error_for(service, 404, code, f"No emulated resource at '{path}'.")
+                response = error_for(service, 404, "NotFound", f"No emulated resource at '{path}'.")
         else:
-            if route.authenticated:
-                failure = identity.check_bearer(request, service)
-                if failure is not None:
-                    status, code, message = failure
-                    headers = {"WWW-Authenticate": 'Bearer authorization_uri="https://login.microsoftonline.com/"'}
-                    response = error_for(service, status, code, message, headers)
-            if response is None and service not in ("admin",):
-                response = await self.cloud_controls(route.pattern, service, method, path)
-            if response is None:
-                try:
-                    response = await route.handler(request, **params)
-                except Exception as exc:  # an emulator bug must show up as the service's 500, with the reason
-                    response = error_for(service, 500, "InternalServerError", f"{type(exc).__name__}: {exc}")
-        if service != "admin":
+            response = await self._run(
+                request, route.handler, params, route.pattern, service, method, path, route.authenticated
+            )
+        if service not in _UNLOGGED:
             self.cloud.log(
                 LoggedRequest(
                     time=started,
@@ -93,17 +104,56 @@ class CloudApp:
                     status=response.status_code,
                     service=service,
                     pattern=route.pattern if route else "",
+                    duration_ms=(time.perf_counter() - clock) * 1000,
                 )
             )
         return response
 
-    async def cloud_controls(self, pattern: str, service: str, method: str, path: str) -> Response | None:
-        """Injected faults and enforced rate limits (admin API). None lets the request through."""
-        controls = self.cloud.runtime.get("controls")
-        if controls is None:
-            return None
-        result: Response | None = await controls.apply(pattern=pattern, service=service, method=method, path=path)
-        return result
+    async def _run(
+        self,
+        request: Request,
+        handler: Any,
+        params: dict[str, Any],
+        pattern: str,
+        service: str,
+        method: str,
+        path: str,
+        authenticated: bool,
+    ) -> Response:
+        if authenticated:
+            failure = identity.check_bearer(request, service)
+            if failure is not None:
+                return _unauthorized(service, failure)
+        if service in _UNLOGGED:
+            return await self._call(handler, request, params, service)
+        admission = await self.controls.admit(
+            pattern=pattern, service=service, method=method, path=path, query=request.url.query
+        )
+        if admission.rejection is not None:
+            return admission.rejection
+        try:
+            response = await self._call(handler, request, params, service)
+        finally:
+            admission.release()
+        if admission.after is not None:
+            return admission.after
+        for name, value in admission.headers.items():
+            response.headers[name] = value
+        return response
+
+    @staticmethod
+    async def _call(handler: Any, request: Request, params: dict[str, Any], service: str) -> Response:
+        try:
+            response: Response = await handler(request, **params)
+        except Exception as exc:  # an emulator bug must show up as the service's 500, with the reason
+            return error_for(service, 500, "InternalServerError", f"{type(exc).__name__}: {exc}")
+        return response
+
+
+def _unauthorized(service: str, failure: tuple[int, str, str]) -> Response:
+    status, code, message = failure
+    headers = {"WWW-Authenticate": 'Bearer authorization_uri="https://login.microsoftonline.com/common"'}
+    return error_for(service, status, code, message, headers)
 
 
 def _decode_body(raw: bytes) -> Any:

@@ -70,10 +70,16 @@ def throttled(service: str, retry_after: float | None, code: str | None = None, 
     if service == "graph":
         request_id = str(uuid.uuid4())
         inner = _graph_inner(request_id, {"code": "429", "message": "Please retry after", "status": "429"})
-        body = {"error": {"code": code or "TooManyRequests", "message": message or "Please retry again later.",
-                          "innerError": inner}}
+        body = {
+            "error": {
+                "code": code or "TooManyRequests",
+                "message": message or "Please retry again later.",
+                "innerError": inner,
+            }
+        }
         return JSONResponse(body, status_code=429, headers={"request-id": request_id, **headers})
     if service == "loganalytics":
-        return loganalytics_error(429, code or "ThrottledError", message or "Too many requests. Retry later.",
-                                  headers=headers)
+        return loganalytics_error(
+            429, code or "ThrottledError", message or "Too many requests. Retry later.", headers=headers
+        )
     return arm_error(429, code or "TooManyRequests", message or "The request is being throttled.", headers)

@@ -30,7 +30,9 @@ class Router:
         self.routes: list[Route] = []
 
     def add(self, method: str, pattern: str, handler: Handler, *, service: str, authenticated: bool = True) -> None:
-        body = _PARAM.sub(lambda m: f"(?P<{m.group(1)}>[^/]+)", re.escape(pattern).replace(r"\{", "{").replace(r"\}", "}"))
+        body = _PARAM.sub(
+            lambda m: f"(?P<{m.group(1)}>[^/]+)", re.escape(pattern).replace(r"\{", "{").replace(r"\}", "}")
+        )
         regex = re.compile(f"^{body}/?$", re.IGNORECASE)
         self.routes.append(Route(method.upper(), pattern, regex, handler, service, authenticated))
 
@@ -47,7 +49,9 @@ class Router:
         return None, {}, path_exists
 
 
-def service_routes(router: Router, service: str, *, authenticated: bool = True) -> Callable[[str, str], Callable[[Handler], Handler]]:
+def service_routes(
+    router: Router, service: str, *, authenticated: bool = True
+) -> Callable[[str, str], Callable[[Handler], Handler]]:
     """Decorator factory so each service module declares its routes next to its handlers."""
 
     def route(method: str, pattern: str) -> Callable[[Handler], Handler]:

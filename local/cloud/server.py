@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import threading
@@ -60,7 +61,7 @@ class CloudServer:
         self.cloud.load_seed(tenant or Path(os.environ.get("RIPOSTE_CLOUD_TENANT", DEFAULT_TENANT)))
         self.cloud.base_url = f"https://127.0.0.1:{self.port}"
         self.cloud.ca_path = str(self.certs.ca_path)
-        self.cloud.runtime["identity_header"] = IDENTITY_HEADER
+        self.cloud.identity_header = IDENTITY_HEADER
         self.app = build_app(self.cloud)
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -84,6 +85,7 @@ class CloudServer:
             access_log=False,
             lifespan="off",
             http="h11",
+            timeout_graceful_shutdown=2,
         )
 
     def serve(self) -> None:
@@ -103,6 +105,8 @@ class CloudServer:
     def stop(self) -> None:
         if self._server is not None:
             self._server.should_exit = True
+            # Idle keep-alive TLS connections (SDK connection pools) would otherwise hold the shutdown for seconds.
+            self._server.force_exit = True
         if self._thread is not None:
             self._thread.join(timeout=10)
 
@@ -118,10 +122,11 @@ class CloudServer:
 
 def run_forever(port: int | None = None, tenant: Path | None = None) -> None:
     server = CloudServer(port=port, tenant=tenant)
-    print(f"emulated cloud: {server.url}  (CA certificate: {server.certs.ca_path}, tenant: {server.cloud.seed_path})",
-          flush=True)
-    try:
+    print(f"emulated cloud: {server.url}", flush=True)
+    print(f"  CA certificate: {server.certs.ca_path}", flush=True)
+    print(f"  tenant: {server.cloud.seed_path}", flush=True)
+    print("  client environment:", flush=True)
+    for name, value in server.client_environment().items():
+        print(f"    {name}={value}", flush=True)
+    with contextlib.suppress(KeyboardInterrupt):
         server.serve()
-    except KeyboardInterrupt:
-        pass
-

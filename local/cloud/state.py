@@ -68,6 +68,7 @@ class Cloud:
     # per-service scratch space (operations in flight, caches) that is rebuilt on reset
     runtime: dict[str, Any] = field(default_factory=dict)
     generation: int = 0  # bumped whenever doc is replaced, so caches (e.g. the KQL database) know to rebuild
+    loaded_at: float = 0.0  # when doc was last replaced: the "now" that relative times (now-3h, log rows) refer to
 
     def load_seed(self, path: Path | None = None) -> None:
         if path is not None:
@@ -84,6 +85,7 @@ class Cloud:
         self.doc = expanded
         self.runtime = {"controls": self.controls} if self.controls is not None else {}
         self.generation += 1
+        self.loaded_at = time.time()
 
     def reset(self) -> None:
         self.replace(self.seed)

@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 from pydantic.alias_generators import to_camel
 
 
@@ -57,6 +57,7 @@ class AccountEntity(EntityBase):
     object_guid: str | None = None
     host_ref: str | None = None
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def upn(self) -> str | None:
         """accountName@upnSuffix, as Microsoft's playbooks build it; None when either part is missing."""

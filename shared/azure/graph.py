@@ -1,0 +1,277 @@
+"""Microsoft Graph v1.0 through the official async msgraph-sdk: users, memberships and Identity Protection.
+
+Domain methods take object ids and return plain dicts in Graph's JSON shape (camelCase; properties Graph sent as null
+are left out), and raise shared.azure.errors.AzureError. The SDK is imported only when the first call builds the
+client, so importing this module stays cheap.
+
+The HTTP pipeline is the SDK's own (redirects, retries, telemetry) with two choices of ours:
+- kiota's RetryHandler retries 429/503/504 up to settings.max_retries, sleeping exactly Retry-After when the service
+  sends one and an exponential backoff with jitter (plus settings.retry_backoff_seconds) when it does not, which is
+  how Identity Protection answers;
+- a middleware placed after the RetryHandler acquires limits.identity_protection for every request to
+  /identityProtection/, so each attempt, retries included, stays within the tenant-wide 1 request/s."""
+
+from __future__ import annotations
+
+import json
+import ssl
+import uuid
+from collections.abc import Awaitable, Iterable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
+
+from shared.azure.errors import NotFound, from_sdk
+from shared.azure.limits import Limits, RateLimiter
+from shared.settings import Settings
+
+if TYPE_CHECKING:
+    import httpx
+    from kiota_abstractions.serialization import Parsable
+    from kiota_http.middleware.middleware import BaseMiddleware
+    from msgraph import GraphServiceClient
+
+SERVICE = "graph"
+GRAPH_SCOPES = ["https://graph.microsoft.com/.default"]
+IDENTITY_PROTECTION_PATH = "/identityprotection/"
+
+# What entra.get_user and the responders' plans need, and nothing more ($select also lowers the request's cost).
+USER_FIELDS = (
+    "id",
+    "userPrincipalName",
+    "displayName",
+    "accountEnabled",
+    "mail",
+    "jobTitle",
+    "department",
+    "userType",
+    "createdDateTime",
+    "onPremisesSyncEnabled",
+    "signInSessionsValidFromDateTime",
+)
+MEMBERSHIP_PAGE_SIZE = 999  # Graph's largest page for directoryObject collections: fewest round trips
+RISK_DETECTION_PAGE_SIZE = 500  # the largest $top riskDetections accepts (its default page is 20)
+KIOTA_MAX_RETRIES = 10  # RetryHandlerOption refuses more
+
+T = TypeVar("T")
+
+
+def object_id(value: str) -> str:
+    """A directory object id in canonical form; anything else is refused before it reaches a URL or a $filter."""
+    try:
+        return str(uuid.UUID(value))
+    except (ValueError, AttributeError, TypeError):
+        raise ValueError(f"not an object id (GUID): {value!r}") from None
+
+
+def odata_time(moment: datetime) -> str:
+    """A DateTimeOffset literal for $filter (unquoted, UTC)."""
+    if moment.tzinfo is None:
+        raise ValueError("a $filter time must be timezone-aware")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def to_json(model: Parsable | None) -> dict[str, Any]:
+    """A kiota model back in Graph's JSON shape, written by the SDK's own JSON serializer."""
+    if model is None:
+        return {}
+    from kiota_serialization_json.json_serialization_writer import JsonSerializationWriter
+
+    writer = JsonSerializationWriter()
+    writer.write_object_value(None, model)
+    document: dict[str, Any] = json.loads(writer.get_serialized_content() or b"{}")
+    document.pop("@odata.context", None)  # response metadata, not part of the entity
+    return document
+
+
+def identity_protection_limiter(limiter: RateLimiter) -> BaseMiddleware:
+    """Middleware that spaces every request to /identityProtection/ by the limiter (defined here to import lazily)."""
+    from kiota_http.middleware.middleware import BaseMiddleware
+
+    class IdentityProtectionLimiter(BaseMiddleware):
+        async def send(self, request: httpx.Request, transport: httpx.AsyncBaseTransport) -> httpx.Response:
+            if IDENTITY_PROTECTION_PATH in request.url.path.lower():
+                await limiter.acquire()
+            response: httpx.Response = await super().send(request, transport)
+            return response
+
+    return IdentityProtectionLimiter()
+
+
+class GraphAdapter:
+    def __init__(self, settings: Settings, credential: Any, limits: Limits) -> None:
+        self.settings = settings
+        self.credential = credential
+        self.limits = limits
+        self._client: GraphServiceClient | None = None
+        self._http: httpx.AsyncClient | None = None
+
+    # ------------------------------------------------------------------------------------------ the client
+    @property
+    def base_url(self) -> str:
+        # No trailing slash: httpx would turn ".../v1.0/" into ".../v1.0//users" (reference/sdk-notes.md §3).
+        return self.settings.graph_endpoint.rstrip("/") + "/v1.0"
+
+    @property
+    def client(self) -> GraphServiceClient:
+        if self._client is None:
+            self._client = self._build()
+        return self._client
+
+    def _build(self) -> GraphServiceClient:
+        import httpx
+        from kiota_authentication_azure.azure_identity_authentication_provider import (
+            AzureIdentityAuthenticationProvider,
+        )
+        from kiota_http.kiota_client_factory import KiotaClientFactory
+        from kiota_http.middleware.options import RetryHandlerOption
+        from msgraph import GraphRequestAdapter, GraphServiceClient
+        from msgraph.graph_request_adapter import options as sdk_options
+        from msgraph_core import GraphClientFactory
+        from msgraph_core.middleware import GraphTelemetryHandler
+        from msgraph_core.middleware.options import GraphTelemetryHandlerOption
+
+        verify: ssl.SSLContext | bool = True
+        if self.settings.ca_bundle:
+            verify = ssl.create_default_context(cafile=self.settings.ca_bundle)
+        http = httpx.AsyncClient(verify=verify, timeout=httpx.Timeout(100.0, connect=30.0))
+        retry = RetryHandlerOption(
+            delay=self.settings.retry_backoff_seconds,
+            max_retries=min(self.settings.max_retries, KIOTA_MAX_RETRIES),
+            should_retry=self.settings.max_retries > 0,
+        )
+        options = {**sdk_options, RetryHandlerOption.get_key(): retry}
+        # The SDK's default pipeline (the RetryHandler among it), then the limiter, closest to the wire.
+        middleware = KiotaClientFactory.get_default_middleware(options)
+        telemetry = options.get(GraphTelemetryHandlerOption.get_key())
+        assert isinstance(telemetry, GraphTelemetryHandlerOption)
+        middleware.append(GraphTelemetryHandler(options=telemetry))
+        middleware.append(identity_protection_limiter(self.limits.identity_protection))
+        self._http = GraphClientFactory.create_with_custom_middleware(middleware, client=http)
+
+        host = urlsplit(self.settings.graph_endpoint).hostname or "graph.microsoft.com"
+        # Scopes explicitly: without them the scope would be derived from a local endpoint's host. allowed_hosts keeps
+        # the token from being sent anywhere else (a nextLink to another host gets no Authorization header).
+        auth = AzureIdentityAuthenticationProvider(self.credential, scopes=GRAPH_SCOPES, allowed_hosts=[host])
+        adapter = GraphRequestAdapter(auth, client=self._http)
+        adapter.base_url = self.base_url
+        return GraphServiceClient(request_adapter=adapter)
+
+    async def close(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+        self._http = None
+        self._client = None
+
+    @staticmethod
+    async def _call(operation: Awaitable[T]) -> T:
+        try:
+            return await operation
+        except Exception as error:
+            raise from_sdk(SERVICE, error) from error
+
+    # ------------------------------------------------------------------------------------------ users
+    async def get_user(self, user_id: str) -> dict[str, Any]:
+        """GET /users/{id}?$select=USER_FIELDS. NotFound when there is no such user."""
+        from kiota_abstractions.base_request_configuration import RequestConfiguration
+        from msgraph.generated.users.item.user_item_request_builder import UserItemRequestBuilder
+
+        query = UserItemRequestBuilder.UserItemRequestBuilderGetQueryParameters(select=list(USER_FIELDS))
+        builder = self.client.users.by_user_id(object_id(user_id))
+        user = await self._call(builder.get(request_configuration=RequestConfiguration(query_parameters=query)))
+        if user is None:
+            raise NotFound(SERVICE, 404, "Request_ResourceNotFound", f"user {user_id} not found")
+        return to_json(user)
+
+    async def list_memberships(self, user_id: str) -> list[dict[str, Any]]:
+        """GET /users/{id}/transitiveMemberOf, every page: the groups (nested ones included) and the directory roles
+        the user holds, each a directoryObject with its @odata.type."""
+        from kiota_abstractions.base_request_configuration import RequestConfiguration
+        from msgraph.generated.users.item.transitive_member_of.transitive_member_of_request_builder import (
+            TransitiveMemberOfRequestBuilder,
+        )
+
+        builder = self.client.users.by_user_id(object_id(user_id)).transitive_member_of
+        query = TransitiveMemberOfRequestBuilder.TransitiveMemberOfRequestBuilderGetQueryParameters(
+            top=MEMBERSHIP_PAGE_SIZE
+        )
+        page = await self._call(builder.get(request_configuration=RequestConfiguration(query_parameters=query)))
+        found: list[dict[str, Any]] = []
+        while page is not None:
+            found += [to_json(item) for item in page.value or []]
+            if not page.odata_next_link:
+                break
+            page = await self._call(builder.with_url(page.odata_next_link).get())
+        return found
+
+    async def set_account_enabled(self, user_id: str, enabled: bool) -> dict[str, Any]:
+        """PATCH /users/{id} {"accountEnabled": enabled}; Graph answers 204. Setting the value it has is harmless."""
+        from msgraph.generated.models.user import User
+
+        await self._call(self.client.users.by_user_id(object_id(user_id)).patch(User(account_enabled=enabled)))
+        return {"id": user_id, "accountEnabled": enabled}
+
+    async def revoke_sessions(self, user_id: str) -> dict[str, Any]:
+        """POST /users/{id}/revokeSignInSessions: refresh tokens and session cookies issued before now stop working."""
+        builder = self.client.users.by_user_id(object_id(user_id)).revoke_sign_in_sessions
+        response = await self._call(builder.post())
+        return {"value": bool(response.value) if response is not None else False}
+
+    # ------------------------------------------------------------------------------------------ Identity Protection
+    async def get_risky_user(self, user_id: str) -> dict[str, Any] | None:
+        """GET /identityProtection/riskyUsers/{id}; None when Identity Protection has no record of the user."""
+        builder = self.client.identity_protection.risky_users.by_risky_user_id(object_id(user_id))
+        try:
+            risky = await self._call(builder.get())
+        except NotFound:
+            return None
+        return to_json(risky) if risky is not None else None
+
+    async def list_risk_detections(self, user_id: str, since: datetime, limit: int = 50) -> list[dict[str, Any]]:
+        """GET /identityProtection/riskDetections for one user, detected at or after `since`, newest first, at most
+        `limit` (each page is one Identity Protection request, so the pages are few and large)."""
+        from kiota_abstractions.base_request_configuration import RequestConfiguration
+        from msgraph.generated.identity_protection.risk_detections.risk_detections_request_builder import (
+            RiskDetectionsRequestBuilder,
+        )
+
+        builder = self.client.identity_protection.risk_detections
+        # The id is a canonical GUID (object_id) and the time a formatted literal: nothing else reaches the filter.
+        query = RiskDetectionsRequestBuilder.RiskDetectionsRequestBuilderGetQueryParameters(
+            filter=f"userId eq '{object_id(user_id)}' and detectedDateTime ge {odata_time(since)}",
+            top=min(max(limit, 1), RISK_DETECTION_PAGE_SIZE),
+        )
+        page = await self._call(builder.get(request_configuration=RequestConfiguration(query_parameters=query)))
+        found: list[dict[str, Any]] = []
+        while page is not None:
+            found += [to_json(item) for item in page.value or []]
+            if len(found) >= limit or not page.odata_next_link:
+                break
+            page = await self._call(builder.with_url(page.odata_next_link).get())
+        # riskDetections has no $orderby: sort here, on the ISO-8601 UTC strings Graph returns.
+        found.sort(key=lambda d: str(d.get("detectedDateTime") or d.get("activityDateTime") or ""), reverse=True)
+        return found[:limit]
+
+    async def confirm_compromised(self, user_ids: Iterable[str]) -> dict[str, Any]:
+        """POST /identityProtection/riskyUsers/confirmCompromised: risk high, state confirmedCompromised (204)."""
+        from msgraph.generated.identity_protection.risky_users.confirm_compromised.confirm_compromised_post_request_body import (  # noqa: E501
+            ConfirmCompromisedPostRequestBody,
+        )
+
+        ids = [object_id(u) for u in user_ids]
+        body = ConfirmCompromisedPostRequestBody(user_ids=ids)
+        await self._call(self.client.identity_protection.risky_users.confirm_compromised.post(body))
+        return {"userIds": ids}
+
+    async def dismiss_risk(self, user_ids: Iterable[str]) -> dict[str, Any]:
+        """POST /identityProtection/riskyUsers/dismiss: risk none, state dismissed (204)."""
+        from msgraph.generated.identity_protection.risky_users.dismiss.dismiss_post_request_body import (
+            DismissPostRequestBody,
+        )
+
+        ids = [object_id(u) for u in user_ids]
+        await self._call(self.client.identity_protection.risky_users.dismiss.post(DismissPostRequestBody(user_ids=ids)))
+        return {"userIds": ids}
+
+
+ADAPTER = GraphAdapter

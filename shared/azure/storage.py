@@ -1,0 +1,227 @@
+"""Azure Table and Queue storage (azure-data-tables, azure-storage-queue; async): the engine's durable state.
+
+Connection as Azure Functions itself does it: the AzureWebJobsStorage connection string (locally
+UseDevelopmentStorage=true, Azurite), or identity-based AzureWebJobsStorage__accountName / __tableServiceUri /
+__queueServiceUri with the app's managed identity."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from shared.azure.errors import AzureError, PreconditionFailed, from_sdk
+
+RUNS_TABLE = "RiposteRuns"
+DEDUP_TABLE = "RiposteDedup"
+BUDGET_TABLE = "RiposteBudget"
+WORK_QUEUE = "riposte-runs"
+POISON_QUEUE = f"{WORK_QUEUE}-poison"  # the name the Functions runtime gives it
+MAX_VISIBILITY_S = 7 * 24 * 3600  # Azure Storage queues' longest visibility timeout
+
+
+class EntityExists(AzureError):
+    pass
+
+
+@dataclass(frozen=True)
+class StorageConnection:
+    connection_string: str | None
+    table_endpoint: str | None
+    queue_endpoint: str | None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> StorageConnection:
+        source = os.environ if env is None else env
+        conn = source.get("AzureWebJobsStorage")
+        if conn:
+            return cls(conn, None, None)
+        account = source.get("AzureWebJobsStorage__accountName")
+        table = source.get("AzureWebJobsStorage__tableServiceUri") or (
+            f"https://{account}.table.core.windows.net" if account else None
+        )
+        queue = source.get("AzureWebJobsStorage__queueServiceUri") or (
+            f"https://{account}.queue.core.windows.net" if account else None
+        )
+        if not table or not queue:
+            raise ValueError("set AzureWebJobsStorage, or AzureWebJobsStorage__accountName for identity-based storage")
+        return cls(None, table, queue)
+
+
+class TableStore:
+    """A thin async wrapper over one table: entities are dicts; ETags and errors are ours, not the SDK's."""
+
+    def __init__(self, connection: StorageConnection, table: str, credential: Any = None) -> None:
+        from azure.data.tables.aio import TableClient
+
+        if connection.connection_string:
+            self._client = TableClient.from_connection_string(connection.connection_string, table_name=table)
+        else:
+            assert connection.table_endpoint is not None
+            self._client = TableClient(endpoint=connection.table_endpoint, table_name=table, credential=credential)
+        self.table = table
+
+    async def ensure(self) -> None:
+        from azure.core.exceptions import ResourceExistsError
+
+        try:
+            await self._client.create_table()
+        except ResourceExistsError:
+            pass
+
+    async def get(self, partition: str, row: str) -> tuple[dict[str, Any], str] | None:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            entity = await self._client.get_entity(partition, row)
+        except ResourceNotFoundError:
+            return None
+        except Exception as exc:
+            raise from_sdk("storage", exc) from exc
+        return dict(entity), str(entity.metadata["etag"])
+
+    async def create(self, entity: dict[str, Any]) -> str:
+        from azure.core.exceptions import ResourceExistsError
+
+        try:
+            metadata = await self._client.create_entity(entity)
+        except ResourceExistsError as exc:
+            raise EntityExists("storage", 409, "EntityAlreadyExists", f"{entity['PartitionKey']}/{entity['RowKey']}") from exc
+        except Exception as exc:
+            raise from_sdk("storage", exc) from exc
+        return str(metadata["etag"])
+
+    async def replace(self, entity: dict[str, Any], etag: str | None) -> str:
+        """Replace; with an etag, only if nobody changed it since (412 otherwise)."""
+        from azure.core import MatchConditions
+        from azure.core.exceptions import ResourceModifiedError
+        from azure.data.tables import UpdateMode
+
+        try:
+            if etag is None:
+                metadata = await self._client.upsert_entity(entity, mode=UpdateMode.REPLACE)
+            else:
+                metadata = await self._client.update_entity(
+                    entity, mode=UpdateMode.REPLACE, etag=etag, match_condition=MatchConditions.IfNotModified
+                )
+        except ResourceModifiedError as exc:
+            raise PreconditionFailed("storage", 412, "UpdateConditionNotSatisfied", entity["RowKey"]) from exc
+        except Exception as exc:
+            raise from_sdk("storage", exc) from exc
+        return str(metadata["etag"])
+
+    async def transaction(self, guarded: dict[str, Any], etag: str | None, upserts: list[dict[str, Any]]) -> str:
+        """Atomically: replace `guarded` (If-Match etag when given) and upsert the rest, all in one partition."""
+        from azure.core import MatchConditions
+        from azure.data.tables import TableTransactionError, UpdateMode
+
+        operations: list[Any] = []
+        if etag is None:
+            operations.append(("upsert", guarded, {"mode": UpdateMode.REPLACE}))
+        else:
+            operations.append(
+                ("update", guarded, {"mode": UpdateMode.REPLACE, "etag": etag,
+                                     "match_condition": MatchConditions.IfNotModified})
+            )
+        operations.extend(("upsert", e, {"mode": UpdateMode.REPLACE}) for e in upserts)
+        etag_out = ""
+        for start in range(0, len(operations), 100):  # a table transaction holds at most 100 operations
+            chunk = operations[start : start + 100]
+            try:
+                results = await self._client.submit_transaction(chunk)
+            except TableTransactionError as exc:
+                if getattr(exc, "status_code", None) == 412 or "UpdateConditionNotSatisfied" in str(exc):
+                    raise PreconditionFailed("storage", 412, "UpdateConditionNotSatisfied", guarded["RowKey"]) from exc
+                raise from_sdk("storage", exc) from exc
+            except Exception as exc:
+                raise from_sdk("storage", exc) from exc
+            if start == 0:
+                etag_out = str(results[0]["etag"])
+        return etag_out
+
+    async def query(self, query_filter: str, parameters: dict[str, Any] | None = None) -> AsyncIterator[dict[str, Any]]:
+        try:
+            async for entity in self._client.query_entities(query_filter, parameters=parameters or {}):
+                yield dict(entity)
+        except Exception as exc:
+            raise from_sdk("storage", exc) from exc
+
+    async def close(self) -> None:
+        await self._client.close()
+
+
+@dataclass(frozen=True)
+class QueueMessage:
+    id: str
+    pop_receipt: str
+    content: str
+    dequeue_count: int
+
+
+class WorkQueue:
+    """A storage queue with the Functions queue trigger's default encoding (base64 text)."""
+
+    def __init__(self, connection: StorageConnection, name: str = WORK_QUEUE, credential: Any = None) -> None:
+        from azure.storage.queue import TextBase64DecodePolicy, TextBase64EncodePolicy
+        from azure.storage.queue.aio import QueueClient
+
+        policies = {"message_encode_policy": TextBase64EncodePolicy(), "message_decode_policy": TextBase64DecodePolicy()}
+        if connection.connection_string:
+            self._client = QueueClient.from_connection_string(connection.connection_string, name, **policies)
+        else:
+            assert connection.queue_endpoint is not None
+            self._client = QueueClient(connection.queue_endpoint, name, credential=credential, **policies)
+        self.name = name
+
+    async def ensure(self) -> None:
+        from azure.core.exceptions import ResourceExistsError
+
+        try:
+            await self._client.create_queue()
+        except ResourceExistsError:
+            pass
+
+    async def send(self, content: str, delay_s: float = 0) -> None:
+        delay = max(0, min(int(delay_s + 0.999), MAX_VISIBILITY_S))
+        try:
+            await self._client.send_message(content, visibility_timeout=delay or None)
+        except Exception as exc:
+            raise from_sdk("storage", exc) from exc
+
+    async def receive(self, max_messages: int, visibility_s: int) -> list[QueueMessage]:
+        messages: list[QueueMessage] = []
+        try:
+            async for message in self._client.receive_messages(
+                messages_per_page=max_messages, max_messages=max_messages, visibility_timeout=visibility_s
+            ):
+                messages.append(
+                    QueueMessage(message.id, message.pop_receipt or "", str(message.content), message.dequeue_count or 1)
+                )
+        except Exception as exc:
+            raise from_sdk("storage", exc) from exc
+        return messages
+
+    async def delete(self, message: QueueMessage) -> None:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            await self._client.delete_message(message.id, message.pop_receipt)
+        except ResourceNotFoundError:
+            pass  # already deleted or its receipt expired: the message will be seen again, and that is safe
+
+    async def release(self, message: QueueMessage, delay_s: int = 0) -> None:
+        """Make a received message visible again (after delay_s), as the runtime does when a function fails."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            await self._client.update_message(message.id, message.pop_receipt, visibility_timeout=delay_s)
+        except ResourceNotFoundError:
+            pass
+
+    async def peek_count(self) -> int:
+        properties = await self._client.get_queue_properties()
+        return int(properties.approximate_message_count or 0)
+
+    async def close(self) -> None:
+        await self._client.close()

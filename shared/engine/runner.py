@@ -1,0 +1,368 @@
+"""Advances a run as far as it can go now, checkpointing after every step.
+
+The runner is pure orchestration: actions are reached through `ActionPort`, storage through `checkpoint`. It never
+blocks on a wait: a step waiting for an approval or for a poll leaves the run WAITING with `resume_at` set, and the
+worker schedules a continuation for then."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from shared.actions.model import Finding, Outcome, Status
+from shared.engine.model import ApprovalState, PollState, Run, RunStatus, StepState, StepStatus
+from shared.engine.planner import WRITEBACK
+from shared.engine.writeback import summary_html
+from shared.playbook.conditions import ConditionError, evaluate, is_true
+from shared.playbook.model import ActionStep, Playbook, duration_seconds
+
+
+class ActionPort(Protocol):
+    async def enrich(self, name: str, params: dict[str, Any]) -> Finding: ...
+
+    async def respond(self, name: str, params: dict[str, Any], key: str) -> Outcome: ...
+
+    async def undo(self, outcome: Outcome) -> Outcome: ...
+
+
+Checkpoint = Callable[[Run], Awaitable[None]]
+
+_DONE_STATUSES = (Status.DONE, Status.ALREADY_DONE, Status.DRY_RUN)
+
+
+class Runner:
+    def __init__(
+        self, playbook: Playbook, actions: ActionPort, checkpoint: Checkpoint, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.playbook = playbook
+        self.actions = actions
+        self.checkpoint = checkpoint
+        self.clock = clock
+        self._save_lock = asyncio.Lock()
+        self._steps = {s.id: s for s in (*playbook.enrich, *playbook.actions)}
+
+    # --- the loop ------------------------------------------------------------------------------------------------
+
+    async def advance(self, run: Run) -> Run:
+        if run.rollback_requested:
+            return await self.rollback(run)
+        if not run.status.active:
+            return run
+        run.status = RunStatus.RUNNING
+        run.resume_at = None
+        await self._save(run)
+        while True:
+            now = self.clock()
+            batch = [s for s in run.steps if self._ready(run, s, now)]
+            if not batch:
+                break
+            changed = await asyncio.gather(*(self._run_step(run, s) for s in batch))
+            if not any(changed):
+                break
+        self._settle(run)
+        await self._save(run)
+        return run
+
+    def _ready(self, run: Run, step: StepState, now: float) -> bool:
+        if step.status is StepStatus.POLLING:
+            return step.poll is not None and step.poll.next_at <= now
+        if step.status is StepStatus.AWAITING_APPROVAL:
+            return True
+        if step.status not in (StepStatus.PENDING, StepStatus.APPROVED):
+            return False
+        return all(run.step(need).status.finished for need in step.needs)
+
+    def _settle(self, run: Run) -> None:
+        unfinished = [s for s in run.steps if not s.status.finished]
+        if unfinished:
+            wake = [s.approval.deadline for s in unfinished if s.approval and s.status is StepStatus.AWAITING_APPROVAL]
+            wake += [s.poll.next_at for s in unfinished if s.poll and s.status is StepStatus.POLLING]
+            run.status = RunStatus.WAITING
+            run.resume_at = min(wake) if wake else self.clock()
+            return
+        failed = [s for s in run.steps if s.kind != "enrich" and s.status is StepStatus.FAILED]
+        run.status = RunStatus.FAILED if failed else RunStatus.SUCCEEDED
+        run.reason = "; ".join(f"{s.id} ({s.uses}) failed: {s.reason}" for s in failed)
+        run.finished_at = self.clock()
+        run.resume_at = None
+
+    async def _save(self, run: Run) -> None:
+        async with self._save_lock:
+            run.updated_at = self.clock()
+            await self.checkpoint(run)
+
+    async def _finish(self, run: Run, step: StepState, status: StepStatus, reason: str = "") -> bool:
+        step.status = status
+        step.reason = reason or step.reason
+        step.ended_at = self.clock()
+        await self._save(run)
+        return True
+
+    # --- one step ------------------------------------------------------------------------------------------------
+
+    async def _run_step(self, run: Run, step: StepState) -> bool:
+        if step.started_at is None:
+            step.started_at = self.clock()
+        step.attempts += 1
+        if step.kind == "enrich":
+            return await self._enrich(run, step)
+        if step.kind == "writeback":
+            return await self._writeback(run, step)
+        if step.status is StepStatus.POLLING:
+            return await self._poll(run, step)
+        return await self._act(run, step)
+
+    def variables(self, run: Run, step: StepState) -> dict[str, Any]:
+        """What CEL sees: incident, entity, findings and results of other steps (same entity where they share a
+        for_each kind), errors of failed enrichments, and the run."""
+        own = self._steps.get(step.step)
+        own_kind = own.for_each if own is not None else None
+        index = step.id.rsplit(".", 1)[1] if "." in step.id else None
+        findings: dict[str, Any] = {}
+        results: dict[str, Any] = {}
+        errors: dict[str, str] = {}
+        for other in run.steps:
+            if other.kind == "writeback":
+                continue
+            kind = self._steps[other.step].for_each
+            target = findings if other.kind == "enrich" else results
+            if kind is None or (kind == own_kind and index is not None):
+                if kind is not None and other.id != f"{other.step}.{index}":
+                    continue  # another entity's instance
+                target[other.step] = _value_of(other)
+                if other.kind == "enrich" and other.status is StepStatus.FAILED:
+                    errors[other.step] = other.reason
+            else:  # a step over another kind of entity: all of its instances, as a list
+                target.setdefault(other.step, []).append(_value_of(other))
+        return {
+            "incident": run.incident,
+            "entity": step.entity or {},
+            "findings": findings,
+            "results": results,
+            "errors": errors,
+            "run": {"id": run.id, "dryRun": run.dry_run, "playbook": run.playbook},
+        }
+
+    def _params(self, spec: dict[str, Any], variables: dict[str, Any]) -> dict[str, Any]:
+        return {k: evaluate(v, variables) if isinstance(v, str) else v for k, v in spec.items()}
+
+    async def _enrich(self, run: Run, step: StepState) -> bool:
+        definition = self._steps[step.step]
+        variables = self.variables(run, step)
+        try:
+            if not is_true(definition.when, variables):
+                return await self._finish(run, step, StepStatus.SKIPPED, f"condition false: {definition.when}")
+            step.params = self._params(definition.with_, variables)
+        except ConditionError as exc:
+            return await self._finish(run, step, StepStatus.FAILED, f"parameters: {exc}")
+        finding = await self.actions.enrich(step.uses, step.params)
+        step.finding = finding.model_dump(mode="json", by_alias=True)
+        if finding.ok:
+            return await self._finish(run, step, StepStatus.DONE)
+        return await self._finish(run, step, StepStatus.FAILED, finding.error)
+
+    async def _act(self, run: Run, step: StepState) -> bool:
+        definition = self._steps[step.step]
+        assert isinstance(definition, ActionStep)
+        variables = self.variables(run, step)
+        if step.status is StepStatus.PENDING:
+            try:
+                if not is_true(definition.when, variables):
+                    return await self._finish(run, step, StepStatus.SKIPPED, f"condition false: {definition.when}")
+            except ConditionError as exc:  # unsure means do not act
+                return await self._finish(run, step, StepStatus.SKIPPED, f"condition could not be evaluated: {exc}")
+        gate = await self._approval_gate(run, step, definition, variables)
+        if gate is not None:
+            return gate
+        try:
+            step.params = self._params(definition.with_, variables)
+        except ConditionError as exc:
+            return await self._finish(run, step, StepStatus.SKIPPED, f"parameters could not be evaluated: {exc}")
+        outcome = await self.actions.respond(step.uses, step.params, f"{run.id}:{step.id}")
+        step.outcome = outcome.model_dump(mode="json", by_alias=True)
+        if outcome.status in _DONE_STATUSES:
+            if definition.wait_until is not None and outcome.status is not Status.DRY_RUN:
+                wait = definition.wait_until
+                now = self.clock()
+                step.status = StepStatus.POLLING
+                step.poll = PollState(
+                    next_at=now + duration_seconds(wait.every), deadline=now + duration_seconds(wait.timeout)
+                )
+                await self._save(run)
+                return True
+            return await self._finish(run, step, StepStatus.DONE, outcome.reason)
+        status = StepStatus.SKIPPED if outcome.status is Status.SKIPPED else StepStatus.FAILED
+        return await self._finish(run, step, status, outcome.reason)
+
+    async def _approval_gate(
+        self, run: Run, step: StepState, definition: ActionStep, variables: dict[str, Any]
+    ) -> bool | None:
+        """None when the action may proceed now; True/False (changed or not) when it is waiting or was decided."""
+        approval = definition.approval
+        if approval is None or step.status is StepStatus.APPROVED:
+            return None
+        if step.status is StepStatus.PENDING:
+            try:
+                needed = is_true(approval.when, variables)
+            except ConditionError as exc:  # unsure means ask
+                needed, step.reason = True, f"approval required (condition could not be evaluated: {exc})"
+            if not needed:
+                return None
+            if run.dry_run:
+                step.reason = f"would wait for approval ({approval.when})"
+                return None
+            step.status = StepStatus.AWAITING_APPROVAL
+            step.approval = ApprovalState(
+                quorum=approval.quorum, deadline=self.clock() + duration_seconds(approval.timeout),
+                on_timeout=approval.on_timeout,
+            )
+            step.reason = step.reason or f"waiting for approval ({approval.when})"
+            await self._save(run)
+            await self._notify_approval(run, step)
+            return True
+        assert step.approval is not None
+        state = step.approval
+        rejections = [d for d in state.decisions if d.decision == "reject"]
+        if rejections:
+            first = rejections[0]
+            reason = f"rejected by {first.by}" + (f": {first.comment}" if first.comment else "")
+            return await self._finish(run, step, StepStatus.SKIPPED, reason)
+        if len(state.approvers()) >= state.quorum:
+            step.status = StepStatus.APPROVED
+            step.reason = f"approved by {', '.join(sorted(state.approvers()))}"
+            await self._save(run)
+            return None
+        if self.clock() >= state.deadline:
+            if state.on_timeout == "approve":
+                step.status = StepStatus.APPROVED
+                step.reason = "approval timed out; the playbook approves on time-out"
+                await self._save(run)
+                return None
+            return await self._finish(run, step, StepStatus.SKIPPED, "approval timed out; rejected")
+        return False
+
+    async def _notify_approval(self, run: Run, step: StepState) -> None:
+        if not run.incident_arm_id:
+            return
+        target = (step.entity or {}).get("friendlyName") or (step.entity or {}).get("id") or ""
+        message = (
+            f"Riposte run {run.id} is waiting for approval of {step.uses} on {target} (step {step.id}). "
+            f"Approve: POST /api/runs/{run.id}/approve {{\"step\": \"{step.id}\"}} or `riposte approve {run.id}`."
+        )
+        await self.actions.respond(
+            "sentinel.add_comment",
+            {"incident_id": run.incident_arm_id, "message": message},
+            f"{run.id}:{step.id}:approval-request",
+        )
+
+    async def _poll(self, run: Run, step: StepState) -> bool:
+        definition = self._steps[step.step]
+        assert isinstance(definition, ActionStep) and definition.wait_until is not None and step.poll is not None
+        wait = definition.wait_until
+        variables = self.variables(run, step)
+        variables["result"] = (step.outcome or {}).get("result", {})
+        try:
+            params = self._params(wait.with_, variables)
+        except ConditionError as exc:
+            return await self._finish(run, step, StepStatus.FAILED, f"wait parameters: {exc}")
+        finding = await self.actions.enrich(wait.uses, params)
+        step.poll.polls += 1
+        step.poll.last = finding.data
+        variables["result"] = finding.data
+        try:
+            finished = finding.ok and is_true(wait.until, variables)
+        except ConditionError:
+            finished = False
+        if finished:
+            if definition.then_comment and run.incident_arm_id:
+                try:
+                    message = str(evaluate(definition.then_comment, variables))
+                except ConditionError as exc:
+                    message = f"{step.uses} finished ({exc})"
+                await self.actions.respond(
+                    "sentinel.add_comment", {"incident_id": run.incident_arm_id, "message": message},
+                    f"{run.id}:{step.id}:finished",
+                )
+            return await self._finish(run, step, StepStatus.DONE, f"finished after {step.poll.polls} polls")
+        now = self.clock()
+        if now >= step.poll.deadline:
+            return await self._finish(run, step, StepStatus.FAILED, f"did not finish within {wait.timeout}")
+        step.poll.next_at = min(now + duration_seconds(wait.every), step.poll.deadline)
+        await self._save(run)
+        return True
+
+    async def _writeback(self, run: Run, step: StepState) -> bool:
+        writeback = self.playbook.writeback
+        if not run.incident_arm_id:
+            return await self._finish(run, step, StepStatus.SKIPPED, "no Sentinel incident to write back to")
+        results: list[dict[str, Any]] = []
+        if writeback.comment:
+            outcome = await self.actions.respond(
+                "sentinel.add_comment",
+                {"incident_id": run.incident_arm_id, "html": summary_html(run, self.clock())},
+                f"{run.id}:{WRITEBACK}",
+            )
+            results.append(outcome.model_dump(mode="json", by_alias=True))
+        changes: dict[str, Any] = {}
+        if writeback.labels:
+            changes["labels"] = list(writeback.labels)
+        try:
+            change_status = is_true(writeback.when, self.variables(run, step))
+        except ConditionError:
+            change_status = False
+        if change_status and writeback.status:
+            changes["status"] = writeback.status
+        if change_status and writeback.severity:
+            changes["severity"] = writeback.severity
+        if changes:
+            outcome = await self.actions.respond(
+                "sentinel.update_incident", {"incident_id": run.incident_arm_id, **changes}, f"{run.id}:{WRITEBACK}-update"
+            )
+            results.append(outcome.model_dump(mode="json", by_alias=True))
+        step.outcome = {"writes": results}
+        failed = [r for r in results if r.get("status") == Status.FAILED.value]
+        if failed:
+            return await self._finish(run, step, StepStatus.FAILED, "; ".join(r.get("reason", "") for r in failed))
+        return await self._finish(run, step, StepStatus.DONE)
+
+    # --- rollback ------------------------------------------------------------------------------------------------
+
+    async def rollback(self, run: Run) -> Run:
+        """Undo every action the run did, newest first. Idempotent: an undone step is not undone again."""
+        run.status = RunStatus.ROLLING_BACK
+        await self._save(run)
+        done = [
+            s for s in run.steps
+            if s.kind == "action" and s.outcome and s.outcome.get("status") == Status.DONE.value
+            and (s.undo is None or s.undo.get("status") == Status.FAILED.value)
+        ]  # fmt: skip
+        for step in sorted(done, key=lambda s: s.ended_at or 0, reverse=True):
+            undone = await self.actions.undo(Outcome.model_validate(step.outcome))
+            step.undo = undone.model_dump(mode="json", by_alias=True)
+            await self._save(run)
+        failed = [s for s in run.steps if s.undo and s.undo.get("status") == Status.FAILED.value]
+        run.status = RunStatus.FAILED if failed else RunStatus.ROLLED_BACK
+        run.reason = "; ".join(f"undo of {s.id} failed: {s.undo.get('reason')}" for s in failed if s.undo)
+        run.rollback_requested = False
+        run.finished_at = self.clock()
+        if run.incident_arm_id and not run.dry_run:
+            undone_steps = [s.id for s in run.steps if s.undo and s.undo.get("status") == Status.UNDONE.value]
+            await self.actions.respond(
+                "sentinel.add_comment",
+                {"incident_id": run.incident_arm_id,
+                 "message": f"Riposte rolled back run {run.id}: undid {', '.join(undone_steps) or 'nothing'}."
+                 + (f" Problems: {run.reason}" if run.reason else "")},
+                f"{run.id}:rollback",
+            )
+        await self._save(run)
+        return run
+
+
+def _value_of(step: StepState) -> Any:
+    if step.kind == "enrich":
+        return (step.finding or {}).get("data", {}) if step.status is StepStatus.DONE else {}
+    outcome = step.outcome or {}
+    return {"status": outcome.get("status", step.status.value), "result": outcome.get("result", {}),
+            "stepStatus": step.status.value}

@@ -1,0 +1,280 @@
+"""The application service: what the HTTP routes, the queue triggers and the CLI call.
+
+submit: dedup the delivery, choose playbooks, create one run per playbook and queue it (the caller gets 202).
+process: a queue message -> claim the run (ETag lease) -> advance it -> schedule a continuation if it waits.
+decide / rollback: record an analyst's decision and queue the run. poisoned: mark a run failed after its message
+kept failing, and say so on the incident."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import os
+import socket
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from shared.actions import executor
+from shared.actions.context import ActionContext
+from shared.actions.model import Finding, Outcome
+from shared.engine.model import Decision, Lease, Run, RunStatus, StepStatus
+from shared.engine.planner import plan_steps
+from shared.engine.runner import Runner
+from shared.intake.model import Incident
+from shared.playbook.loader import bundled_playbooks
+from shared.playbook.matching import matching
+from shared.playbook.model import Playbook
+from shared.settings import Settings
+from shared.store.runs import LostLease, RunStore
+
+log = logging.getLogger("riposte.engine")
+RUN_NAMESPACE = uuid.UUID("6c1f7f0e-5a9b-4d0a-9a57-2b9c8f3c1a10")
+LEASE_S = 300.0
+WORKER_ID = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class ServiceError(Exception):
+    def __init__(self, status: int, code: str, message: str, target: str = "") -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.target = status, code, message, target
+
+
+@dataclass(frozen=True)
+class Submission:
+    created: bool  # False for a redelivery: the runs are the ones the first delivery created
+    runs: list[dict[str, Any]]
+    unmatched_reason: str = ""
+
+
+def delivery_key(incident: Incident, idempotency_key: str | None) -> str:
+    """Event Grid event id, the trigger's eventUniqueId, the caller's Idempotency-Key, or the payload's hash."""
+    if idempotency_key:
+        return f"key:{idempotency_key}"
+    if incident.delivery_id:
+        return f"delivery:{incident.delivery_id}"
+    digest = hashlib.sha256(json.dumps(incident.raw, sort_keys=True, default=str).encode()).hexdigest()
+    return f"payload:{digest}"
+
+
+class _Actions:
+    """The engine's ActionPort on the real executor, for one run."""
+
+    def __init__(self, ctx: ActionContext) -> None:
+        self.ctx = ctx
+
+    async def enrich(self, name: str, params: dict[str, Any]) -> Finding:
+        return await executor.enrich(self.ctx, name, params)
+
+    async def respond(self, name: str, params: dict[str, Any], key: str) -> Outcome:
+        return await executor.respond(self.ctx, name, params, key=key)
+
+    async def undo(self, outcome: Outcome) -> Outcome:
+        return await executor.undo(self.ctx, outcome)
+
+
+_CLIENTS: dict[int, tuple[asyncio.AbstractEventLoop, Any]] = {}
+
+
+def azure_clients(settings: Settings) -> Any:
+    """One AzureClients per event loop for the life of the worker, so tokens and connections are reused."""
+    from shared.azure.clients import AzureClients
+
+    loop = asyncio.get_running_loop()
+    entry = _CLIENTS.get(id(loop))
+    if entry is None or entry[0] is not loop or entry[1].settings is not settings:
+        entry = (loop, AzureClients(settings))
+        _CLIENTS[id(loop)] = entry
+    return entry[1]
+
+
+class Service:
+    def __init__(self, settings: Settings, store: RunStore, playbooks: dict[str, Playbook] | None = None) -> None:
+        self.settings = settings
+        self.store = store
+        self.playbooks = playbooks if playbooks is not None else bundled_playbooks()
+        self.clock = time.time
+
+    # --- intake -------------------------------------------------------------------------------------------------
+
+    def new_run(
+        self, playbook: Playbook, incident: Incident, *, key: str | None, dry_run: bool, requested_by: str
+    ) -> Run:
+        summary = incident.summary()
+        now = self.clock()
+        run_id = str(uuid.uuid5(RUN_NAMESPACE, f"{key}|{playbook.name}|{dry_run}")) if key else str(uuid.uuid4())
+        return Run(
+            id=run_id, playbook=playbook.name, playbook_version=playbook.version, dry_run=dry_run,
+            incident=summary, incident_arm_id=incident.arm_id if incident.is_sentinel_incident else None,
+            delivery_key=key, requested_by=requested_by, created_at=now, updated_at=now,
+            steps=plan_steps(playbook, summary),
+        )
+
+    async def submit(
+        self,
+        incident: Incident,
+        *,
+        playbook: str | None = None,
+        dry_run: bool = False,
+        idempotency_key: str | None = None,
+        requested_by: str = "",
+    ) -> Submission:
+        if playbook is not None:
+            if playbook not in self.playbooks:
+                raise ServiceError(404, "PlaybookNotFound", f"No playbook named {playbook!r}.", "playbook")
+            chosen = [self.playbooks[playbook]]
+        else:
+            chosen = matching(self.playbooks, incident.summary())
+        key = delivery_key(incident, idempotency_key)
+        runs = [self.new_run(p, incident, key=key, dry_run=dry_run, requested_by=requested_by) for p in chosen]
+        planned = [{"runId": r.id, "playbook": r.playbook} for r in runs]
+        first, recorded = await self.store.claim_delivery(key, planned)
+        if not first:
+            # A redelivery: the same runs, never new ones. Finish creating any the first delivery did not get to.
+            wanted = {r["runId"] for r in recorded}
+            runs = [r for r in runs if r.id in wanted]
+        for run in runs:
+            if await self.store.create(run):
+                await self.store.enqueue(run.id, reason="submitted")
+                continue
+            stored = await self.store.load(run.id)
+            if stored is not None and stored[0].status is RunStatus.QUEUED:
+                await self.store.enqueue(run.id, reason="redelivered while still queued")  # duplicates are harmless
+        summaries = [await self.run_summary(r["runId"]) for r in recorded]
+        reason = "" if recorded else "no playbook matches this incident"
+        return Submission(created=first, runs=[s for s in summaries if s is not None], unmatched_reason=reason)
+
+    async def run_summary(self, run_id: str) -> dict[str, Any] | None:
+        loaded = await self.store.load(run_id)
+        if loaded is None:
+            return None
+        run = loaded[0]
+        return {"id": run.id, "playbook": run.playbook, "status": run.status.value, "dryRun": run.dry_run,
+                "location": f"/api/runs/{run.id}"}
+
+    async def get(self, run_id: str) -> Run | None:
+        loaded = await self.store.load(run_id)
+        return loaded[0] if loaded else None
+
+    # --- the worker -----------------------------------------------------------------------------------------------
+
+    async def process(self, run_id: str) -> None:
+        loaded = await self.store.load(run_id)
+        if loaded is None:
+            log.warning("queue message for unknown run %s ignored", run_id)
+            return
+        run, etag = loaded
+        now = self.clock()
+        if not run.status.active and not run.rollback_requested:
+            return
+        if run.lease and run.lease.until > now and run.lease.owner != WORKER_ID:
+            await self.store.enqueue(run.id, run.lease.until - now, "lease held by another worker")
+            return
+        if run.continuation_at is not None and now + 1 >= run.continuation_at:
+            run.continuation_at = None  # this is (or supersedes) the scheduled continuation
+        run.lease = Lease(owner=WORKER_ID, until=now + LEASE_S)
+        try:
+            etag = await self.store.save(run, etag)
+        except LostLease:
+            return  # another worker claimed it first
+        state = {"etag": etag}
+
+        async def checkpoint(current: Run) -> None:
+            state["etag"] = await self.store.save(current, state["etag"])
+
+        playbook = self.playbooks.get(run.playbook)
+        if playbook is None:
+            run.status, run.reason = RunStatus.FAILED, f"playbook {run.playbook} no longer exists"
+            run.lease = None
+            await checkpoint(run)
+            return
+        ctx = ActionContext(
+            settings=self.settings, azure=azure_clients(self.settings), ledger=self.store.ledger(run.id),
+            budget=self.store.destructive_budget(self.settings.destructive_actions_per_hour),
+            run_id=run.id, incident_id=run.incident_arm_id, dry_run=run.dry_run,
+        )
+        runner = Runner(playbook, _Actions(ctx), checkpoint, self.clock)
+        try:
+            run = await runner.advance(run)
+        except LostLease:
+            return
+        except Exception as exc:
+            run.last_error = f"{type(exc).__name__}: {exc}"
+            run.lease = None
+            try:
+                await checkpoint(run)
+            except LostLease:
+                pass
+            raise  # the runtime retries the message, then moves it to the poison queue
+        run.lease = None
+        if run.status is RunStatus.WAITING and run.resume_at is not None and run.continuation_at != run.resume_at:
+            await self.store.enqueue(run.id, max(0.0, run.resume_at - self.clock()), "continuation")
+            run.continuation_at = run.resume_at
+        await checkpoint(run)
+
+    async def poisoned(self, run_id: str) -> None:
+        """The run's message failed too often: mark the run failed with the reason and tell the incident."""
+        loaded = await self.store.load(run_id)
+        if loaded is None:
+            return
+        run, etag = loaded
+        if not run.status.active:
+            return
+        reason = run.last_error or "its queue message failed repeatedly"
+        run.status, run.reason, run.lease = RunStatus.FAILED, f"gave up: {reason}", None
+        run.finished_at = self.clock()
+        await self.store.save(run, etag)
+        if run.incident_arm_id:
+            ctx = ActionContext(settings=self.settings, azure=azure_clients(self.settings),
+                                ledger=self.store.ledger(run.id), run_id=run.id, incident_id=run.incident_arm_id)
+            message = (f"Riposte run {run.id} ({run.playbook}) failed and was stopped: {reason}. "
+                       "Actions it completed are listed in the run; roll back with POST /api/runs/{id}/rollback.")
+            await executor.respond(ctx, "sentinel.add_comment",
+                                   {"incident_id": run.incident_arm_id, "message": message}, key=f"{run.id}:poisoned")
+
+    # --- analysts -------------------------------------------------------------------------------------------------
+
+    async def decide(self, run_id: str, decision: str, by: str, *, step: str | None = None, comment: str = "") -> Run:
+        for _ in range(5):
+            loaded = await self.store.load(run_id)
+            if loaded is None:
+                raise ServiceError(404, "RunNotFound", f"No run {run_id}.", "id")
+            run, etag = loaded
+            waiting = [s for s in run.steps if s.status is StepStatus.AWAITING_APPROVAL and (step in (None, s.id))]
+            if not waiting:
+                raise ServiceError(409, "NothingAwaitsApproval", "No step of this run is waiting for approval.", "step")
+            for target in waiting if step else waiting[:1]:
+                assert target.approval is not None
+                if any(d.by.lower() == by.lower() for d in target.approval.decisions):
+                    raise ServiceError(409, "AlreadyDecided", f"{by} already decided on step {target.id}.", "step")
+                target.approval.decisions.append(Decision(by=by, decision=decision, comment=comment, at=self.clock()))
+            try:
+                await self.store.save(run, etag)
+            except LostLease:
+                continue  # the worker wrote in between: read again and re-apply
+            await self.store.enqueue(run.id, reason=f"{decision} by {by}")
+            return run
+        raise ServiceError(409, "Conflict", "The run kept changing; try again.", "id")
+
+    async def request_rollback(self, run_id: str, by: str) -> Run:
+        for _ in range(5):
+            loaded = await self.store.load(run_id)
+            if loaded is None:
+                raise ServiceError(404, "RunNotFound", f"No run {run_id}.", "id")
+            run, etag = loaded
+            if run.dry_run:
+                raise ServiceError(409, "DryRun", "A dry run changed nothing; there is nothing to roll back.", "id")
+            if run.status is RunStatus.ROLLED_BACK:
+                return run
+            run.rollback_requested = True
+            run.requested_by = run.requested_by or by
+            try:
+                await self.store.save(run, etag)
+            except LostLease:
+                continue
+            await self.store.enqueue(run.id, reason=f"rollback by {by}")
+            return run
+        raise ServiceError(409, "Conflict", "The run kept changing; try again.", "id")

@@ -1,0 +1,265 @@
+"""Runs, steps, ledger and dedup records in Azure Table storage; work items on an Azure Storage queue.
+
+Layout (one partition per run, so a checkpoint is one atomic table transaction):
+    RiposteRuns   PK=<run id>  RK="run"            the run without its steps, ETag-guarded
+                               RK="step|<id>"      one entity per step
+                               RK="ledger|<key>"   each action's intent, then its outcome
+    RiposteDedup  PK=<sha256 of the delivery key>  the runs a delivery created
+    RiposteBudget PK="destructive" RK=<hour>       destructive actions counted per hour
+Large JSON is split across properties (a table property holds at most 64 KiB)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from shared.actions.model import Outcome, Plan
+from shared.azure.errors import PreconditionFailed
+from shared.azure.storage import (
+    BUDGET_TABLE,
+    DEDUP_TABLE,
+    POISON_QUEUE,
+    RUNS_TABLE,
+    WORK_QUEUE,
+    EntityExists,
+    StorageConnection,
+    TableStore,
+    WorkQueue,
+)
+from shared.engine.model import Run, StepState
+
+_CHUNK = 30_000  # characters per property: 60 KB as UTF-16, under the 64 KiB limit
+_BAD_KEY_CHARS = re.compile(r"[/\\#?\x00-\x1f\x7f]")
+
+
+class LostLease(Exception):
+    """Someone else changed the run since we read it: stop, the other writer owns it now."""
+
+
+def pack(document: Any) -> dict[str, Any]:
+    text = json.dumps(document, separators=(",", ":"), ensure_ascii=False)
+    parts = [text[i : i + _CHUNK] for i in range(0, len(text), _CHUNK)] or [""]
+    packed: dict[str, Any] = {f"doc{i}": part for i, part in enumerate(parts)}
+    packed["parts"] = len(parts)
+    return packed
+
+
+def unpack(entity: dict[str, Any]) -> Any:
+    return json.loads("".join(entity[f"doc{i}"] for i in range(int(entity["parts"]))))
+
+
+def row_key(text: str) -> str:
+    return _BAD_KEY_CHARS.sub("_", text)[:1000]
+
+
+@dataclass
+class Stored:
+    run: Run
+    etag: str
+    saved_steps: dict[str, str] = field(default_factory=dict)  # step id -> the JSON last written
+
+
+class RunStore:
+    def __init__(self, connection: StorageConnection | None = None, credential: Any = None) -> None:
+        connection = connection or StorageConnection.from_env()
+        self.runs = TableStore(connection, RUNS_TABLE, credential)
+        self.dedup = TableStore(connection, DEDUP_TABLE, credential)
+        self.budget_table = TableStore(connection, BUDGET_TABLE, credential)
+        self.queue = WorkQueue(connection, WORK_QUEUE, credential)
+        self.poison = WorkQueue(connection, POISON_QUEUE, credential)
+        self._saved: dict[str, dict[str, str]] = {}
+
+    async def ensure(self) -> None:
+        for table in (self.runs, self.dedup, self.budget_table):
+            await table.ensure()
+        await self.queue.ensure()
+        await self.poison.ensure()
+
+    async def close(self) -> None:
+        for resource in (self.runs, self.dedup, self.budget_table):
+            await resource.close()
+        await self.queue.close()
+        await self.poison.close()
+
+    # --- runs --------------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _header(run: Run) -> dict[str, Any]:
+        body = run.model_dump(mode="json", by_alias=True, exclude={"steps"})
+        return {
+            "PartitionKey": run.id,
+            "RowKey": "run",
+            "Status": run.status.value,
+            "Playbook": run.playbook,
+            "CreatedAt": run.created_at,
+            **pack(body),
+        }
+
+    @staticmethod
+    def _step_entity(run_id: str, order: int, step: StepState) -> dict[str, Any]:
+        return {"PartitionKey": run_id, "RowKey": row_key(f"step|{step.id}"), "Order": order,
+                **pack(step.model_dump(mode="json", by_alias=True))}
+
+    async def create(self, run: Run) -> bool:
+        """Creates the run with its steps; False when a run with that id already exists (a redelivery)."""
+        try:
+            await self.runs.create(self._header(run))
+        except EntityExists:
+            return False
+        steps = [self._step_entity(run.id, i, s) for i, s in enumerate(run.steps)]
+        if steps:
+            _, etag = await self._header_etag(run.id)
+            await self.runs.transaction(self._header(run), etag, steps)
+        self._saved[run.id] = {s.id: json.dumps(s.model_dump(mode="json", by_alias=True)) for s in run.steps}
+        return True
+
+    async def _header_etag(self, run_id: str) -> tuple[dict[str, Any], str]:
+        found = await self.runs.get(run_id, "run")
+        if found is None:
+            raise KeyError(run_id)
+        return found
+
+    async def load(self, run_id: str) -> tuple[Run, str] | None:
+        header: dict[str, Any] | None = None
+        etag = ""
+        steps: list[tuple[int, dict[str, Any]]] = []
+        async for entity in self.runs.query("PartitionKey eq @pk", {"pk": run_id}):
+            if entity["RowKey"] == "run":
+                header = entity
+            elif str(entity["RowKey"]).startswith("step|"):
+                steps.append((int(entity["Order"]), unpack(entity)))
+        if header is None:
+            return None
+        found = await self.runs.get(run_id, "run")  # the query does not return ETags in a form we can rely on
+        assert found is not None
+        header, etag = found
+        body = unpack(header)
+        body["steps"] = [s for _, s in sorted(steps, key=lambda item: item[0])]
+        run = Run.model_validate(body)
+        self._saved[run_id] = {s.id: json.dumps(s.model_dump(mode="json", by_alias=True)) for s in run.steps}
+        return run, etag
+
+    async def save(self, run: Run, etag: str) -> str:
+        """Writes the header and every step changed since the last save, atomically, if nobody else wrote first."""
+        saved = self._saved.setdefault(run.id, {})
+        changed: list[dict[str, Any]] = []
+        serialized: dict[str, str] = {}
+        for order, step in enumerate(run.steps):
+            text = json.dumps(step.model_dump(mode="json", by_alias=True))
+            serialized[step.id] = text
+            if saved.get(step.id) != text:
+                changed.append(self._step_entity(run.id, order, step))
+        try:
+            new_etag = await self.runs.transaction(self._header(run), etag, changed)
+        except PreconditionFailed as exc:
+            raise LostLease(run.id) from exc
+        self._saved[run.id] = serialized
+        return new_etag
+
+    async def list(self, limit: int = 50, status: str | None = None) -> list[dict[str, Any]]:
+        query = "RowKey eq 'run'" + (" and Status eq @status" if status else "")
+        found = [unpack(e) async for e in self.runs.query(query, {"status": status} if status else None)]
+        found.sort(key=lambda body: body.get("createdAt", 0), reverse=True)
+        return found[:limit]
+
+    # --- work queue -----------------------------------------------------------------------------------------------
+
+    async def enqueue(self, run_id: str, delay_s: float = 0, reason: str = "") -> None:
+        await self.queue.send(json.dumps({"runId": run_id, "reason": reason}), delay_s)
+
+    # --- dedup ------------------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _dedup_partition(key: str) -> str:
+        return hashlib.sha256(key.encode()).hexdigest()[:48]
+
+    async def claim_delivery(self, key: str, runs: list[dict[str, str]]) -> tuple[bool, list[dict[str, str]]]:
+        """Records the runs a delivery creates. (True, runs) for a first delivery; (False, the first delivery's runs)
+        for a redelivery."""
+        entity = {"PartitionKey": self._dedup_partition(key), "RowKey": "delivery", "Key": key[:1000],
+                  "CreatedAt": time.time(), **pack(runs)}
+        try:
+            await self.dedup.create(entity)
+        except EntityExists:
+            found = await self.dedup.get(entity["PartitionKey"], "delivery")
+            assert found is not None
+            existing: list[dict[str, str]] = unpack(found[0])
+            return False, existing
+        return True, runs
+
+    async def delivery(self, key: str) -> list[dict[str, str]] | None:
+        found = await self.dedup.get(self._dedup_partition(key), "delivery")
+        if found is None:
+            return None
+        runs: list[dict[str, str]] = unpack(found[0])
+        return runs
+
+    # --- ledger and budget -------------------------------------------------------------------------------------------
+
+    def ledger(self, run_id: str) -> TableLedger:
+        return TableLedger(self.runs, run_id)
+
+    def destructive_budget(self, limit: int) -> TableBudget:
+        return TableBudget(self.budget_table, limit)
+
+
+class TableLedger:
+    """shared.actions.context.Ledger on the run's partition: intent before the write, outcome after."""
+
+    def __init__(self, table: TableStore, run_id: str) -> None:
+        self.table = table
+        self.run_id = run_id
+
+    def _row(self, key: str) -> str:
+        return row_key(f"ledger|{key}")
+
+    async def get(self, key: str) -> dict[str, Any] | None:
+        found = await self.table.get(self.run_id, self._row(key))
+        if found is None:
+            return None
+        entry: dict[str, Any] = unpack(found[0])
+        return entry
+
+    async def put_intent(self, key: str, action: str, plan: Plan) -> None:
+        document = {"action": action, "state": "intent", "plan": plan.model_dump(mode="json", by_alias=True),
+                    "at": time.time()}
+        await self.table.replace({"PartitionKey": self.run_id, "RowKey": self._row(key), **pack(document)}, None)
+
+    async def put_outcome(self, key: str, outcome: Outcome) -> None:
+        existing = await self.get(key) or {"action": outcome.action}
+        existing.update(state="done", outcome=outcome.model_dump(mode="json", by_alias=True), doneAt=time.time())
+        await self.table.replace({"PartitionKey": self.run_id, "RowKey": self._row(key), **pack(existing)}, None)
+
+
+class TableBudget:
+    """At most `limit` destructive actions per clock hour, counted across every worker (ETag-guarded counter)."""
+
+    def __init__(self, table: TableStore, limit: int) -> None:
+        self.table = table
+        self.limit = limit
+
+    async def try_consume(self, action: str) -> bool:
+        hour = time.strftime("%Y%m%d%H", time.gmtime())
+        for _ in range(20):
+            found = await self.table.get("destructive", hour)
+            if found is None:
+                try:
+                    await self.table.create({"PartitionKey": "destructive", "RowKey": hour, "Count": 1})
+                    return self.limit >= 1
+                except EntityExists:
+                    continue
+            entity, etag = found
+            if int(entity["Count"]) >= self.limit:
+                return False
+            try:
+                await self.table.replace(
+                    {"PartitionKey": "destructive", "RowKey": hour, "Count": int(entity["Count"]) + 1}, etag
+                )
+                return True
+            except PreconditionFailed:
+                continue
+        return False
