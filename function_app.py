@@ -2,29 +2,84 @@
 
 import azure.functions as func
 
-from shared.api import health, intake_routes
+from shared.api import health, intake_routes, runs_routes, worker
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+WORK_QUEUE = "riposte-runs"
 
 
 @app.function_name("incidents")
 @app.route(route="incidents", methods=["POST"])
-def incidents(req: func.HttpRequest) -> func.HttpResponse:
-    return intake_routes.post_incident(req)
+async def incidents(req: func.HttpRequest) -> func.HttpResponse:
+    return await runs_routes.post_incident(req)
 
 
 @app.function_name("events")
 @app.route(route="events", methods=["POST", "OPTIONS"])
-def events(req: func.HttpRequest) -> func.HttpResponse:
+async def events(req: func.HttpRequest) -> func.HttpResponse:
     if req.method.upper() == "OPTIONS":
         return intake_routes.events_preflight(req)
-    return intake_routes.post_events(req)
+    return await intake_routes.post_events(req)
 
 
 @app.function_name("defender_alert")
 @app.event_grid_trigger(arg_name="event")
-def defender_alert(event: func.EventGridEvent) -> None:
-    intake_routes.on_event_grid_event(event)
+async def defender_alert(event: func.EventGridEvent) -> None:
+    await intake_routes.on_event_grid_event(event)
+
+
+@app.function_name("run_status")
+@app.route(route="runs/{id}", methods=["GET"])
+async def run_status(req: func.HttpRequest) -> func.HttpResponse:
+    return await runs_routes.get_run(req)
+
+
+@app.function_name("runs")
+@app.route(route="runs", methods=["GET"])
+async def runs(req: func.HttpRequest) -> func.HttpResponse:
+    return await runs_routes.list_runs(req)
+
+
+@app.function_name("approve")
+@app.route(route="runs/{id}/approve", methods=["POST"])
+async def approve(req: func.HttpRequest) -> func.HttpResponse:
+    return await runs_routes.decide(req, "approve")
+
+
+@app.function_name("reject")
+@app.route(route="runs/{id}/reject", methods=["POST"])
+async def reject(req: func.HttpRequest) -> func.HttpResponse:
+    return await runs_routes.decide(req, "reject")
+
+
+@app.function_name("rollback")
+@app.route(route="runs/{id}/rollback", methods=["POST"])
+async def rollback(req: func.HttpRequest) -> func.HttpResponse:
+    return await runs_routes.rollback(req)
+
+
+@app.function_name("playbooks")
+@app.route(route="playbooks", methods=["GET"])
+def playbooks(req: func.HttpRequest) -> func.HttpResponse:
+    return runs_routes.get_playbooks(req)
+
+
+@app.function_name("manual_run")
+@app.route(route="playbooks/{name}/runs", methods=["POST"])
+async def manual_run(req: func.HttpRequest) -> func.HttpResponse:
+    return await runs_routes.manual_run(req)
+
+
+@app.function_name("run_worker")
+@app.queue_trigger(arg_name="msg", queue_name=WORK_QUEUE, connection="AzureWebJobsStorage")
+async def run_worker(msg: func.QueueMessage) -> None:
+    await worker.on_work_item(msg)
+
+
+@app.function_name("run_poison")
+@app.queue_trigger(arg_name="msg", queue_name=f"{WORK_QUEUE}-poison", connection="AzureWebJobsStorage")
+async def run_poison(msg: func.QueueMessage) -> None:
+    await worker.on_poison_item(msg)
 
 
 @app.function_name("health")

@@ -11,6 +11,7 @@ levels, triggers) and serves it on http://127.0.0.1:7071:
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import inspect
 import json
@@ -25,6 +26,9 @@ from typing import Any
 
 import azure.functions as func
 from azure.functions import meta
+from contextlib import asynccontextmanager
+from pathlib import Path
+
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -58,6 +62,8 @@ class TriggerFunction:
     trigger_type: str
     call: Callable[..., Any]
     arg_name: str
+    queue_name: str | None = None
+    connection: str | None = None
 
 
 def _route_template(route: str) -> str:
@@ -86,7 +92,10 @@ class FunctionsHost:
                     )
                 )
             else:
-                self.triggers[name] = TriggerFunction(name, trigger.get_binding_name(), call, trigger.name)
+                self.triggers[name] = TriggerFunction(
+                    name, trigger.get_binding_name(), call, trigger.name,
+                    getattr(trigger, "queue_name", None), getattr(trigger, "connection", None),
+                )
 
     # --- keys ------------------------------------------------------------------------------------------------------
 
@@ -160,13 +169,42 @@ class FunctionsHost:
                 return _error(500, "FunctionFailed", f"Function {name} raised an exception.")
         return Response(status_code=202)
 
+    def queue_listeners(self) -> list[Any]:
+        from local.queues import QueueListener, QueueOptions
+
+        options = QueueOptions.from_host_json(Path.cwd())
+        listeners = []
+        for trigger in self.triggers.values():
+            if trigger.trigger_type != "queueTrigger" or not trigger.queue_name:
+                continue
+            connection = os.environ.get(trigger.connection or "AzureWebJobsStorage")
+            if not connection:
+                log.warning("queue trigger %s: %s is not set; not listening", trigger.name, trigger.connection)
+                continue
+
+            async def invoke(message: Any, trigger: TriggerFunction = trigger) -> None:
+                await self.invoke(trigger.call, **{trigger.arg_name: message})
+
+            listeners.append(QueueListener(trigger.name, trigger.queue_name, connection, invoke, options))
+        return listeners
+
     def asgi(self) -> Starlette:
         routes = [
             Route(f"/api/{_route_template(f.route)}", self.http_endpoint(f), methods=list(_with_head(f.methods)))
             for f in self.http
         ]
         routes.append(Route("/runtime/webhooks/eventgrid", self.eventgrid_webhook, methods=["POST"]))
-        app = Starlette(routes=routes)
+        listeners = self.queue_listeners()
+
+        @asynccontextmanager
+        async def lifespan(app: Starlette) -> Any:
+            tasks = [asyncio.create_task(listener.run()) for listener in listeners]
+            yield
+            for listener in listeners:
+                listener.stop()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        app = Starlette(routes=routes, lifespan=lifespan)
         app.add_exception_handler(405, _method_not_allowed)
         app.add_exception_handler(404, _not_found)
         return app

@@ -29,6 +29,58 @@ AZURITE_PORTS = {"blob": 10000, "queue": 10001, "table": 10002}
 
 console = Console(highlight=False, soft_wrap=True)
 
+# Azurite's well-known development account (public, documented by Microsoft; not a secret).
+DEV_ACCOUNT = "devstoreaccount1"
+DEV_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="  # noqa: S105
+
+# The demo tenant's facts, as a SOC would set them on a deployed Function App (see local/cloud/tenants/demo.yaml).
+DEMO_SUBSCRIPTION = "8c2b5f0e-3d4a-4b6c-9a1e-7f2d3c4b5a60"
+DEMO_SETTINGS = {
+    "RIPOSTE_SUBSCRIPTION_ID": DEMO_SUBSCRIPTION,
+    "RIPOSTE_WORKSPACE_ID": "2b7e4c1d-9f3a-4e5b-8c6d-1a0f9e8d7c6b",
+    "RIPOSTE_PROTECTED_GROUPS": "5e0a7c3d-2b1f-4a6e-9c8d-7f6e5d4c3b01",  # Break Glass Accounts
+    "RIPOSTE_ISOLATION_ALLOWED_PREFIXES": "10.30.1.0/24",  # the jump host's subnet
+    "RIPOSTE_BLOCK_IP_NSGS": f"/subscriptions/{DEMO_SUBSCRIPTION}/resourceGroups/rg-network/providers/"
+    "Microsoft.Network/networkSecurityGroups/nsg-perimeter",
+    "RIPOSTE_CAPTURE_STORAGE_ACCOUNT_ID": f"/subscriptions/{DEMO_SUBSCRIPTION}/resourceGroups/rg-soc/providers/"
+    "Microsoft.Storage/storageAccounts/stcontosocaptures",
+    "RIPOSTE_CAPTURE_DEFAULT_SECONDS": "15",
+    "RIPOSTE_LRO_POLL_SECONDS": "0.5",
+}
+
+
+def storage_connection_string(blob: int, queue: int, table: int) -> str:
+    return (
+        f"DefaultEndpointsProtocol=http;AccountName={DEV_ACCOUNT};AccountKey={DEV_KEY};"
+        f"BlobEndpoint=http://127.0.0.1:{blob}/{DEV_ACCOUNT};QueueEndpoint=http://127.0.0.1:{queue}/{DEV_ACCOUNT};"
+        f"TableEndpoint=http://127.0.0.1:{table}/{DEV_ACCOUNT};"
+    )
+
+
+def azurite_command(blob: int, queue: int, table: int) -> list[str]:
+    return [
+        str(ROOT / "node_modules" / ".bin" / "azurite"), "--inMemoryPersistence", "--silent", "--loose",
+        "--skipApiVersionCheck", "--disableTelemetry", "--blobHost", "127.0.0.1", "--queueHost", "127.0.0.1",
+        "--tableHost", "127.0.0.1", "--blobPort", str(blob), "--queuePort", str(queue), "--tablePort", str(table),
+    ]
+
+
+def riposte_environment(cloud_url: str, ca_path: str, storage: str) -> dict[str, str]:
+    """What the functions host needs to run Riposte against the emulated cloud and Azurite: only endpoints, a CA
+    and the demo tenant's settings differ from a deployment."""
+    return {
+        **DEMO_SETTINGS,
+        "AzureWebJobsStorage": storage,
+        "RIPOSTE_GRAPH_ENDPOINT": cloud_url,
+        "RIPOSTE_ARM_ENDPOINT": cloud_url,
+        "RIPOSTE_LOGANALYTICS_ENDPOINT": cloud_url,
+        "RIPOSTE_CA_BUNDLE": ca_path,
+        "IDENTITY_ENDPOINT": f"{cloud_url}/msi/token",
+        "IDENTITY_HEADER": os.environ.get("RIPOSTE_CLOUD_IDENTITY_HEADER", "riposte-local-identity"),
+        "REQUESTS_CA_BUNDLE": ca_path,
+        "SSL_CERT_FILE": ca_path,
+    }
+
 
 @dataclass
 class Stack:
@@ -54,18 +106,14 @@ class Stack:
 
     def environment(self) -> dict[str, str]:
         env = dict(os.environ)
+        env.update(riposte_environment(self.cloud_url, str(self.ca_path), storage_connection_string(
+            *AZURITE_PORTS.values())))
         env.update(
             {
                 "RIPOSTE_STATE_DIR": str(self.state_dir),
                 "RIPOSTE_FUNCTION_KEY": self.function_key,
                 "RIPOSTE_HOST_PORT": str(self.host_port),
                 "RIPOSTE_CLOUD_PORT": str(self.cloud_port),
-                "AzureWebJobsStorage": "UseDevelopmentStorage=true",
-                # Production code reaches the emulated cloud exactly as it reaches Azure: managed identity + a CA.
-                "IDENTITY_ENDPOINT": f"{self.cloud_url}/msi/token",
-                "IDENTITY_HEADER": os.environ.get("RIPOSTE_CLOUD_IDENTITY_HEADER", "riposte-local-identity"),
-                "REQUESTS_CA_BUNDLE": str(self.ca_path),
-                "SSL_CERT_FILE": str(self.ca_path),
                 "PYTHONUNBUFFERED": "1",
             }
         )

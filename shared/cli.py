@@ -1,16 +1,97 @@
-"""The `riposte` command line (typer + rich)."""
+"""The `riposte` command line (typer + rich). It talks to a running Riposte over its HTTP API
+(RIPOSTE_URL, default the local host; RIPOSTE_FUNCTION_KEY), except `playbooks validate` and `normalise`, which
+work offline."""
 
 from __future__ import annotations
 
 import json
+import os
+import time
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
 app = typer.Typer(help="Riposte: SOAR playbooks for Microsoft Sentinel and Defender for Cloud.", no_args_is_help=True)
+runs_app = typer.Typer(help="Runs: list them, show one as a timeline.", no_args_is_help=True)
+playbooks_app = typer.Typer(help="Playbooks: list the catalogue, validate files.", no_args_is_help=True)
+app.add_typer(runs_app, name="runs")
+app.add_typer(playbooks_app, name="playbooks")
 console = Console()
+
+STATUS_STYLE = {
+    "succeeded": "green", "done": "green", "failed": "red", "rolled_back": "yellow", "skipped": "yellow",
+    "waiting": "cyan", "awaiting_approval": "cyan", "polling": "cyan", "running": "blue", "queued": "blue",
+    "already_done": "green", "dry_run": "magenta", "undone": "yellow",
+}  # fmt: skip
+
+
+def _client() -> Any:
+    import httpx
+
+    url = os.environ.get("RIPOSTE_URL", "http://127.0.0.1:7071")
+    key = os.environ.get("RIPOSTE_FUNCTION_KEY", "")
+    return httpx.Client(base_url=url, headers={"x-functions-key": key} if key else {}, timeout=30)
+
+
+def _check(response: Any) -> dict[str, Any]:
+    if response.status_code >= 400:
+        try:
+            error = response.json()["error"]
+            console.print(f"[red]{response.status_code} {error['code']}[/red]: {error['message']}")
+        except (ValueError, KeyError):
+            console.print(f"[red]{response.status_code}[/red] {response.text}")
+        raise typer.Exit(1)
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def _styled(status: str) -> str:
+    style = STATUS_STYLE.get(status, "white")
+    return f"[{style}]{status}[/{style}]"
+
+
+def _time(value: float | None) -> str:
+    return datetime.fromtimestamp(value, UTC).strftime("%H:%M:%S") if value else ""
+
+
+def _wait(client: Any, run_id: str) -> dict[str, Any]:
+    with console.status(f"run {run_id}: waiting") as status:
+        while True:
+            response = client.get(f"/api/runs/{run_id}")
+            run = _check(response)
+            if response.status_code == 200:
+                return run
+            waiting = [s["id"] for s in run["steps"] if s["status"] in ("awaiting_approval", "polling")]
+            status.update(f"run {run_id}: {run['status']}" + (f" ({', '.join(waiting)})" if waiting else ""))
+            time.sleep(1)
+
+
+def show_run(run: dict[str, Any]) -> None:
+    console.print(
+        f"[bold]{run['playbook']}[/bold] run {run['id']}  {_styled(run['status'])}"
+        + ("  [magenta](dry run)[/magenta]" if run.get("dryRun") else "")
+    )
+    console.print(f"incident: {run['incident'].get('title')}  ({run.get('incidentArmId') or 'no Sentinel incident'})")
+    if run.get("reason"):
+        console.print(f"reason: {run['reason']}")
+    table = Table("time", "step", "action", "on", "status", "detail", box=None)
+    for step in sorted(run["steps"], key=lambda s: (s.get("startedAt") or 1e20, s["id"])):
+        outcome = step.get("outcome") or {}
+        entity = step.get("entity") or {}
+        status = outcome.get("status") if step["kind"] == "action" and outcome.get("status") else step["status"]
+        undo = step.get("undo") or {}
+        detail = step.get("reason") or ""
+        if undo:
+            detail = f"{detail} / undo: {undo.get('status')} {undo.get('reason', '')}".strip(" /")
+        table.add_row(
+            _time(step.get("startedAt")), step["id"], step["uses"],
+            str(entity.get("friendlyName") or entity.get("name") or ""), _styled(status), detail[:100],
+        )
+    console.print(table)
 
 
 @app.command()
@@ -19,6 +100,117 @@ def serve() -> None:
     from local.stack import main as stack_main
 
     raise typer.Exit(stack_main(["serve"]))
+
+
+@app.command()
+def run(
+    playbook: Annotated[str, typer.Argument(help="The playbook's name")],
+    incident: Annotated[Path, typer.Option("--incident", exists=True, readable=True, help="An incident payload file")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Report what every action would do; change nothing")] = False,
+    wait: Annotated[bool, typer.Option("--wait", help="Wait for the run to finish and show its timeline")] = False,
+) -> None:
+    """Run a playbook on an incident."""
+    payload = json.loads(incident.read_text(encoding="utf-8"))
+    with _client() as client:
+        body = _check(client.post(f"/api/playbooks/{playbook}/runs", json={"incident": payload, "dryRun": dry_run}))
+        run_id = body["runs"][0]["id"]
+        console.print(f"run {run_id} {body['status']}")
+        if wait:
+            show_run(_wait(client, run_id))
+
+
+@runs_app.command("list")
+def runs_list(
+    status: Annotated[str | None, typer.Option(help="Only runs with this status")] = None,
+    limit: Annotated[int, typer.Option(help="How many")] = 20,
+) -> None:
+    """The most recent runs."""
+    params: dict[str, Any] = {"limit": limit} | ({"status": status} if status else {})
+    with _client() as client:
+        body = _check(client.get("/api/runs", params=params))
+    table = Table("created", "run", "playbook", "status", "incident", box=None)
+    for item in body["value"]:
+        table.add_row(_time(item.get("createdAt")), item["id"], item["playbook"], _styled(item["status"]),
+                      str(item.get("title") or ""))
+    console.print(table)
+
+
+@runs_app.command("show")
+def runs_show(run_id: str, wait: Annotated[bool, typer.Option("--wait")] = False) -> None:
+    """A run as a timeline of its steps."""
+    with _client() as client:
+        show_run(_wait(client, run_id) if wait else _check(client.get(f"/api/runs/{run_id}")))
+
+
+def _decide(run_id: str, decision: str, step: str | None, comment: str) -> None:
+    with _client() as client:
+        body = _check(client.post(f"/api/runs/{run_id}/{decision}", json={"step": step, "comment": comment}))
+    console.print(f"{decision}d; run {run_id} is {body['status']}")
+
+
+@app.command()
+def approve(
+    run_id: str,
+    step: Annotated[str | None, typer.Option(help="The waiting step (default: the first waiting one)")] = None,
+    comment: Annotated[str, typer.Option(help="Recorded with the decision")] = "",
+) -> None:
+    """Approve a step that waits for approval."""
+    _decide(run_id, "approve", step, comment)
+
+
+@app.command()
+def reject(
+    run_id: str,
+    step: Annotated[str | None, typer.Option(help="The waiting step (default: the first waiting one)")] = None,
+    comment: Annotated[str, typer.Option(help="Recorded with the decision")] = "",
+) -> None:
+    """Reject a step that waits for approval: it is skipped."""
+    _decide(run_id, "reject", step, comment)
+
+
+@app.command()
+def rollback(run_id: str, wait: Annotated[bool, typer.Option("--wait")] = False) -> None:
+    """Undo every reversible action of a run, newest first."""
+    with _client() as client:
+        _check(client.post(f"/api/runs/{run_id}/rollback"))
+        console.print(f"rollback of {run_id} requested")
+        if wait:
+            show_run(_wait(client, run_id))
+
+
+@playbooks_app.command("list")
+def playbooks_list() -> None:
+    """The playbook catalogue with each playbook's actions and permissions."""
+    with _client() as client:
+        body = _check(client.get("/api/playbooks"))
+    for playbook in body["value"]:
+        console.print(f"[bold]{playbook['name']}[/bold] v{playbook['version']}: {playbook['description']}")
+        for action in playbook["actions"]:
+            needs = ", ".join(p["name"] for p in action["permissions"])
+            flags = "".join([" destructive" if action["destructive"] else "", " reversible" if action["reversible"] else ""])
+            console.print(f"  {action['name']:34} {action['kind']:8}{flags}  needs: {needs}")
+
+
+@playbooks_app.command("validate")
+def playbooks_validate(
+    files: Annotated[list[Path] | None, typer.Argument(help="Playbook files (default: playbooks/*.yaml)")] = None,
+) -> None:
+    """Check playbooks against the schema, the action registry and CEL."""
+    from shared.playbook.loader import PLAYBOOKS_DIR, PlaybookError, parse_playbook
+
+    paths = files or sorted(PLAYBOOKS_DIR.glob("*.yaml"))
+    failed = 0
+    for path in paths:
+        try:
+            playbook = parse_playbook(path.read_text(encoding="utf-8"), path.name)
+        except PlaybookError as error:
+            failed += 1
+            for problem in error.problems:
+                console.print(f"[red]✗[/red] {problem}")
+            continue
+        console.print(f"[green]✓[/green] {path.name}: {playbook.name} ({len(playbook.enrich)} lookups, "
+                      f"{len(playbook.actions)} actions)")
+    raise typer.Exit(1 if failed else 0)
 
 
 @app.command()
@@ -44,3 +236,7 @@ def normalise(
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

@@ -95,9 +95,6 @@ class ArmId:
     def name(self) -> str:
         return self.names[-1]
 
-    def is_type(self, resource_type: str) -> bool:
-        return self.resource_type.lower() == resource_type.lower()
-
 
 # --------------------------------------------------------------------------------------------------------------------
 # time and etags

@@ -495,7 +495,8 @@ def register(router: Router, cloud: Cloud) -> None:
         page = items[skip : skip + PAGE_SIZE]
         body: Json = {"value": [render_incident(i) for i in page]}
         if skip + PAGE_SIZE < len(items):
-            body["nextLink"] = str(request.url.include_query_params(**{"$skipToken": str(skip + PAGE_SIZE)}))
+            kept = "&".join(p for p in request.url.query.split("&") if p and not p.lower().startswith("$skiptoken="))
+            body["nextLink"] = f"{str(request.url).split('?')[0]}?{kept}&$skipToken={skip + PAGE_SIZE}"
         return JSONResponse(body)
 
     @route("GET", incident_base)

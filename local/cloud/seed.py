@@ -15,7 +15,7 @@ import importlib
 import json
 import re
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from types import ModuleType
 from typing import Any
 
@@ -78,6 +78,20 @@ def resolve_time(value: Any, now: datetime) -> Any:
     return graph_time(now + timedelta(seconds=offset))
 
 
+def _plain_times(node: Any) -> Any:
+    """YAML reads unquoted timestamps as datetime objects; the document must stay JSON, so they become strings."""
+    if isinstance(node, datetime):
+        moment = node if node.tzinfo else node.replace(tzinfo=UTC)
+        return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    if isinstance(node, date):
+        return node.isoformat()
+    if isinstance(node, dict):
+        return {k: _plain_times(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_plain_times(v) for v in node]
+    return node
+
+
 def _resolve_times(node: Any, now: datetime) -> Any:
     if isinstance(node, dict):
         return {
@@ -108,6 +122,8 @@ def expand(doc: dict[str, Any], now: datetime | None = None) -> dict[str, Any]:
         if section is not None and not isinstance(section, dict):
             raise SeedError(f"section '{name}' must be a mapping")
     now = now or datetime.now(UTC)
+    for name in list(doc):
+        doc[name] = _plain_times(doc[name])
     _expand_tenant(doc)
     _expand_graph(doc, now)
 

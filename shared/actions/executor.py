@@ -47,12 +47,15 @@ async def _permission_checks(ctx: ActionContext, spec: registry.ActionSpec, plan
 
 
 async def respond(ctx: ActionContext, name: str, params: dict[str, Any] | BaseModel, *, key: str) -> Outcome:
-    registered = registry.get(name)
+    base = {"action": name, "idempotency_key": key}
+    try:
+        registered = registry.get(name)
+    except KeyError as error:
+        return Outcome(**base, status=Status.FAILED, reason=str(error))
     spec = registered.spec
     if spec.kind != "respond":
-        raise ActionError(f"{name} is an enricher, not a responder")
+        return Outcome(**base, status=Status.FAILED, reason=f"{name} is an enricher, not a responder")
     responder: Responder = registered.implementation()
-    base = {"action": name, "idempotency_key": key}
     try:
         previous = await ctx.ledger.get(key)
         if previous and previous.get("state") == "done":
@@ -93,7 +96,10 @@ async def respond(ctx: ActionContext, name: str, params: dict[str, Any] | BaseMo
 
 
 async def undo(ctx: ActionContext, outcome: Outcome) -> Outcome:
-    registered = registry.get(outcome.action)
+    try:
+        registered = registry.get(outcome.action)
+    except KeyError as error:
+        return outcome.model_copy(update={"status": Status.FAILED, "reason": f"undo failed: {error}"})
     if not registered.spec.reversible:
         hint = registered.spec.undo_hint or "this action cannot be undone automatically"
         return outcome.model_copy(update={"status": Status.SKIPPED, "reason": hint})
@@ -108,9 +114,9 @@ async def undo(ctx: ActionContext, outcome: Outcome) -> Outcome:
 
 
 async def enrich(ctx: ActionContext, name: str, params: dict[str, Any] | BaseModel) -> Finding:
-    registered = registry.get(name)
     started = time.perf_counter()
     try:
+        registered = registry.get(name)
         validated = _params(registered.spec, params)
         async with asyncio.timeout(ctx.settings.enrichment_timeout_seconds):
             data = await registered.implementation(ctx, validated)

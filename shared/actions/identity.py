@@ -71,8 +71,8 @@ class RiskDetections(_Result):
 
     user_id: str
     since: datetime
-    count: int
-    truncated: bool = Field(description="max_detections was reached: older detections may exist")
+    count: int = Field(description="detections in the window (the list may hold fewer: see truncated)")
+    truncated: bool = Field(description="more detections than max_detections: only the newest are listed")
     highest_risk_level: str = "none"
     risk_event_types: tuple[str, ...] = ()
     ip_addresses: tuple[str, ...] = ()
@@ -126,19 +126,19 @@ async def get_risky_user(ctx: ActionContext, params: AccountParams) -> RiskyUser
 )
 async def list_risk_detections(ctx: ActionContext, params: RiskDetectionParams) -> RiskDetections:
     since = datetime.now(UTC) - timedelta(hours=params.lookback_hours)
-    found = await ctx.azure.graph.list_risk_detections(params.aad_user_id, since, params.max_detections)
-    detections = tuple(_summary(d) for d in found)
-    levels = [d.risk_level for d in detections if d.risk_level in RISK_ORDER]
+    found = [_summary(d) for d in await ctx.azure.graph.list_risk_detections(params.aad_user_id, since)]
+    levels = [d.risk_level for d in found if d.risk_level in RISK_ORDER]
+    # The spread covers every detection in the window; the list keeps the newest max_detections.
     return RiskDetections(
         user_id=params.aad_user_id,
         since=since,
-        count=len(detections),
-        truncated=len(detections) >= params.max_detections,
+        count=len(found),
+        truncated=len(found) > params.max_detections,
         highest_risk_level=max(levels, key=RISK_ORDER.index, default="none"),
-        risk_event_types=_distinct([d.risk_event_type for d in detections]),
-        ip_addresses=_distinct([d.ip_address for d in detections]),
-        countries=_distinct([d.country_or_region for d in detections]),
-        detections=detections,
+        risk_event_types=_distinct([d.risk_event_type for d in found]),
+        ip_addresses=_distinct([d.ip_address for d in found]),
+        countries=_distinct([d.country_or_region for d in found]),
+        detections=tuple(found[: params.max_detections]),
     )
 
 

@@ -1,6 +1,4 @@
-"""POST /api/incidents, POST|OPTIONS /api/events and the native Event Grid trigger.
-
-Until the engine exists these answer 202 with the normalised incident summary; nothing is persisted."""
+"""POST|OPTIONS /api/events and the native Event Grid trigger: Event Grid deliveries into runs."""
 
 from __future__ import annotations
 
@@ -9,30 +7,12 @@ from typing import Any
 
 import azure.functions as func
 
+from shared.api.context import get_service
 from shared.api.responses import error_response, intake_error_response, json_response
-from shared.intake import IntakeError, decode_json_body, normalise, parse_delivery
+from shared.intake import IntakeError, decode_json_body, parse_delivery
 from shared.settings import get_settings
 
 log = logging.getLogger("riposte.intake")
-
-
-def _body(req: func.HttpRequest) -> Any:
-    settings = get_settings()
-    return decode_json_body(
-        req.get_body(),
-        req.headers.get("content-type"),
-        max_bytes=settings.max_body_bytes,
-        max_depth=settings.max_json_depth,
-    )
-
-
-def post_incident(req: func.HttpRequest) -> func.HttpResponse:
-    try:
-        incident = normalise(_body(req), max_entities=get_settings().max_entities)
-    except IntakeError as error:
-        return intake_error_response(error)
-    log.info("incident received: %s %s (%s)", incident.dialect, incident.arm_id or incident.name, incident.title)
-    return json_response({"status": "accepted", "incident": incident.summary()}, 202)
 
 
 def events_preflight(req: func.HttpRequest) -> func.HttpResponse:
@@ -46,28 +26,30 @@ def events_preflight(req: func.HttpRequest) -> func.HttpResponse:
     return func.HttpResponse(status_code=200, headers=headers)
 
 
-def post_events(req: func.HttpRequest) -> func.HttpResponse:
+async def post_events(req: func.HttpRequest) -> func.HttpResponse:
     settings = get_settings()
     try:
-        delivery = parse_delivery(
-            _body(req), max_entities=settings.max_entities, max_events=settings.max_events_per_delivery
+        payload = decode_json_body(
+            req.get_body(), req.headers.get("content-type"), max_bytes=settings.max_body_bytes,
+            max_depth=settings.max_json_depth,
         )
+        delivery = parse_delivery(payload, max_entities=settings.max_entities,
+                                  max_events=settings.max_events_per_delivery)
     except IntakeError as error:
         return intake_error_response(error)
     if delivery.validation_code is not None:
         # Event Grid accepts only 200 (not 202) for the handshake.
         return json_response({"validationResponse": delivery.validation_code}, 200)
+    service = await get_service()
+    accepted: list[dict[str, Any]] = []
     for incident in delivery.incidents:
-        log.info("event received: %s %s (%s)", incident.delivery_id, incident.dialect, incident.title)
-    body = {
-        "status": "accepted",
-        "incidents": [incident.summary() for incident in delivery.incidents],
-        "ignored": delivery.ignored,
-    }
-    return json_response(body, 202)
+        submission = await service.submit(incident)  # the Event Grid event id is the dedup key
+        accepted.append({"incident": incident.summary(), "runs": submission.runs,
+                         "duplicate": not submission.created})
+    return json_response({"status": "accepted", "incidents": accepted, "ignored": delivery.ignored}, 202)
 
 
-def on_event_grid_event(event: func.EventGridEvent | Any) -> dict[str, Any] | None:
+async def on_event_grid_event(event: func.EventGridEvent | Any) -> None:
     """The native trigger. The binding has done the handshake; a bad event is logged, not retried for ever."""
     event_type = getattr(event, "event_type", None) or getattr(event, "type", "")
     envelope: dict[str, Any] = {"id": event.id, "eventType": event_type, "data": event.get_json()}
@@ -75,10 +57,10 @@ def on_event_grid_event(event: func.EventGridEvent | Any) -> dict[str, Any] | No
         delivery = parse_delivery([envelope], max_entities=get_settings().max_entities)
     except IntakeError as error:
         log.error("rejected Event Grid event %s: %s (%s)", event.id, error.message, error.target)
-        return None
+        return
     if not delivery.incidents:
         log.info("ignored Event Grid event %s of type %s", event.id, event_type)
-        return None
-    summary = delivery.incidents[0].summary()
-    log.info("Defender alert received: %s (%s)", summary["title"], event.id)
-    return summary
+        return
+    service = await get_service()
+    submission = await service.submit(delivery.incidents[0])
+    log.info("Event Grid event %s: runs %s", event.id, [r["id"] for r in submission.runs])

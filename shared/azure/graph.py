@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     import httpx
     from kiota_abstractions.serialization import Parsable
     from kiota_http.middleware.middleware import BaseMiddleware
-    from msgraph import GraphServiceClient
+    from msgraph.graph_service_client import GraphServiceClient
 
 SERVICE = "graph"
 GRAPH_SCOPES = ["https://graph.microsoft.com/.default"]
@@ -125,8 +125,9 @@ class GraphAdapter:
         )
         from kiota_http.kiota_client_factory import KiotaClientFactory
         from kiota_http.middleware.options import RetryHandlerOption
-        from msgraph import GraphRequestAdapter, GraphServiceClient
+        from msgraph.graph_request_adapter import GraphRequestAdapter
         from msgraph.graph_request_adapter import options as sdk_options
+        from msgraph.graph_service_client import GraphServiceClient
         from msgraph_core import GraphClientFactory
         from msgraph_core.middleware import GraphTelemetryHandler
         from msgraph_core.middleware.options import GraphTelemetryHandlerOption
@@ -227,9 +228,11 @@ class GraphAdapter:
             return None
         return to_json(risky) if risky is not None else None
 
-    async def list_risk_detections(self, user_id: str, since: datetime, limit: int = 50) -> list[dict[str, Any]]:
-        """GET /identityProtection/riskDetections for one user, detected at or after `since`, newest first, at most
-        `limit` (each page is one Identity Protection request, so the pages are few and large)."""
+    async def list_risk_detections(self, user_id: str, since: datetime, max_pages: int = 4) -> list[dict[str, Any]]:
+        """GET /identityProtection/riskDetections for one user, detected at or after `since`, newest first.
+
+        riskDetections has no $orderby, so a page is not "the newest N": every page of the window is read (at most
+        `max_pages` of 500, each one Identity Protection request) and sorted here."""
         from kiota_abstractions.base_request_configuration import RequestConfiguration
         from msgraph.generated.identity_protection.risk_detections.risk_detections_request_builder import (
             RiskDetectionsRequestBuilder,
@@ -239,18 +242,20 @@ class GraphAdapter:
         # The id is a canonical GUID (object_id) and the time a formatted literal: nothing else reaches the filter.
         query = RiskDetectionsRequestBuilder.RiskDetectionsRequestBuilderGetQueryParameters(
             filter=f"userId eq '{object_id(user_id)}' and detectedDateTime ge {odata_time(since)}",
-            top=min(max(limit, 1), RISK_DETECTION_PAGE_SIZE),
+            top=RISK_DETECTION_PAGE_SIZE,
         )
         page = await self._call(builder.get(request_configuration=RequestConfiguration(query_parameters=query)))
         found: list[dict[str, Any]] = []
+        pages = 1
         while page is not None:
             found += [to_json(item) for item in page.value or []]
-            if len(found) >= limit or not page.odata_next_link:
+            if not page.odata_next_link or pages >= max_pages:
                 break
             page = await self._call(builder.with_url(page.odata_next_link).get())
-        # riskDetections has no $orderby: sort here, on the ISO-8601 UTC strings Graph returns.
+            pages += 1
+        # ISO-8601 UTC strings of one format sort in time order.
         found.sort(key=lambda d: str(d.get("detectedDateTime") or d.get("activityDateTime") or ""), reverse=True)
-        return found[:limit]
+        return found
 
     async def confirm_compromised(self, user_ids: Iterable[str]) -> dict[str, Any]:
         """POST /identityProtection/riskyUsers/confirmCompromised: risk high, state confirmedCompromised (204)."""

@@ -136,11 +136,10 @@ class LogAnalyticsAdapter:
                 raise translated from error
         if result.status == LogsQueryStatus.PARTIAL:
             partial = getattr(result, "partial_data", None) or []
-            error = getattr(result, "partial_error", None)
+            failure = getattr(result, "partial_error", None)
             rows = rows_of(partial[0]) if partial else []
-            raise PartialQueryResult(
-                str(getattr(error, "code", "") or "PartialError"), str(getattr(error, "message", "") or error), rows
-            )
+            code = str(getattr(failure, "code", "") or "PartialError")
+            raise PartialQueryResult(code, str(getattr(failure, "message", "") or failure), rows)
         tables = getattr(result, "tables", None) or []
         return rows_of(tables[0]) if tables else []
 

@@ -157,7 +157,7 @@ def _body(properties: Mapping[str, Any], etag: str | None) -> dict[str, Any]:
         # labelType is read-only: the service keeps it for labels it knows and makes new ones "User"
         props["labels"] = [{"labelName": name} for name in _label_names(props["labels"])]
     # Always sent: an owner without an objectId (an empty object) is how an incident is unassigned.
-    owner = props.get("owner") if isinstance(props.get("owner"), dict) else {}
+    owner: dict[str, Any] = props["owner"] if isinstance(props.get("owner"), dict) else {}
     props["owner"] = {k: v for k, v in owner.items() if v is not None and k != "ownerType"}
     body: dict[str, Any] = {"properties": props}
     if etag:
@@ -169,6 +169,13 @@ def _raw_json(pipeline_response: Any, deserialized: Any, headers: Any) -> Any:
     """`cls=` hook: the response body as the service sent it (not the 2021-10-01 model's view of it)."""
     text = pipeline_response.http_response.text()
     return json.loads(text) if text else None
+
+
+def _object(value: Any) -> dict[str, Any]:
+    """A response body that must be a JSON object."""
+    if not isinstance(value, dict):
+        raise AzureError(SERVICE, None, "InvalidResponse", f"expected a JSON object, got {type(value).__name__}")
+    return value
 
 
 class SentinelAdapter:
@@ -183,9 +190,7 @@ class SentinelAdapter:
         if key not in self._clients:
             from azure.mgmt.securityinsight.aio import SecurityInsights
 
-            self._clients[key] = SecurityInsights(
-                self.credential, ref.subscription, **arm_client_kwargs(self.settings)
-            )
+            self._clients[key] = SecurityInsights(self.credential, ref.subscription, **arm_client_kwargs(self.settings))
         return self._clients[key]
 
     async def close(self) -> None:
@@ -199,12 +204,12 @@ class SentinelAdapter:
         """The incident resource (id, name, etag, properties). Raises NotFound."""
         ref = IncidentRef.parse(arm_id)
         try:
-            incident: dict[str, Any] = await self._client(ref).incidents.get(
+            incident: Any = await self._client(ref).incidents.get(
                 ref.resource_group, ref.workspace, ref.name, cls=_raw_json
             )
         except Exception as error:
             raise from_sdk(SERVICE, error) from error
-        return incident
+        return _object(incident)
 
     async def update_incident(
         self,
@@ -228,7 +233,7 @@ class SentinelAdapter:
             properties = incident.get("properties") or {}
             wanted = merge_incident(properties, changes, add_labels=added, remove_labels=removed)
             if same_incident(wanted, writable(properties)):
-                return incident
+                return _object(incident)
             try:
                 return await self._put_incident(ref, wanted, etag)
             except AzureError as error:
@@ -240,31 +245,32 @@ class SentinelAdapter:
 
     async def _put_incident(self, ref: IncidentRef, properties: Mapping[str, Any], etag: str | None) -> dict[str, Any]:
         headers = {"If-Match": etag} if etag else {}
+        body: Any = _body(properties, etag)  # the SDK serialises it through its Incident model
         await self.limits.sentinel_writes.acquire()
         try:
-            updated: dict[str, Any] = await self._client(ref).incidents.create_or_update(
-                ref.resource_group, ref.workspace, ref.name, _body(properties, etag), headers=headers, cls=_raw_json
+            updated: Any = await self._client(ref).incidents.create_or_update(
+                ref.resource_group, ref.workspace, ref.name, body, headers=headers, cls=_raw_json
             )
         except Exception as error:
             raise from_sdk(SERVICE, error) from error
-        return updated
+        return _object(updated)
 
     async def list_entities(self, arm_id: str) -> dict[str, Any]:
         """POST .../entities: {"entities": [...], "metaData": [{"entityKind", "count"}]}."""
         ref = IncidentRef.parse(arm_id)
         try:
-            found: dict[str, Any] = await self._client(ref).incidents.list_entities(
+            found: Any = await self._client(ref).incidents.list_entities(
                 ref.resource_group, ref.workspace, ref.name, cls=_raw_json, retry_on_methods=_READ_ONLY_POST
             )
         except Exception as error:
             raise from_sdk(SERVICE, error) from error
-        return found
+        return _object(found)
 
     async def list_alerts(self, arm_id: str) -> list[dict[str, Any]]:
         """POST .../alerts: the incident's SecurityAlert entities."""
         ref = IncidentRef.parse(arm_id)
         try:
-            found: dict[str, Any] = await self._client(ref).incidents.list_alerts(
+            found: Any = await self._client(ref).incidents.list_alerts(
                 ref.resource_group, ref.workspace, ref.name, cls=_raw_json, retry_on_methods=_READ_ONLY_POST
             )
         except Exception as error:
@@ -277,7 +283,7 @@ class SentinelAdapter:
     async def get_comment(self, arm_id: str, comment_id: str) -> dict[str, Any] | None:
         ref = IncidentRef.parse(arm_id)
         try:
-            comment: dict[str, Any] = await self._client(ref).incident_comments.get(
+            comment: Any = await self._client(ref).incident_comments.get(
                 ref.resource_group, ref.workspace, ref.name, comment_id, cls=_raw_json
             )
         except Exception as error:
@@ -285,7 +291,7 @@ class SentinelAdapter:
             if isinstance(translated, NotFound):
                 return None
             raise translated from error
-        return comment
+        return _object(comment)
 
     async def create_or_update_comment(self, arm_id: str, comment_id: str, message: str) -> dict[str, Any]:
         """PUT .../comments/{comment_id}: the same id again updates the one comment, never adds a second."""
@@ -294,19 +300,20 @@ class SentinelAdapter:
         ref = IncidentRef.parse(arm_id)
         await self.limits.sentinel_writes.acquire()
         try:
-            comment: dict[str, Any] = await self._client(ref).incident_comments.create_or_update(
+            comment: Any = await self._client(ref).incident_comments.create_or_update(
                 ref.resource_group, ref.workspace, ref.name, comment_id, IncidentComment(message=message), cls=_raw_json
             )
         except Exception as error:
             raise from_sdk(SERVICE, error) from error
-        return comment
+        return _object(comment)
 
     async def list_comments(self, arm_id: str) -> list[dict[str, Any]]:
         ref = IncidentRef.parse(arm_id)
         comments: list[dict[str, Any]] = []
         try:
             async for comment in self._client(ref).incident_comments.list(ref.resource_group, ref.workspace, ref.name):
-                comments.append(comment.serialize(keep_readonly=True))
+                serialized: dict[str, Any] = comment.serialize(keep_readonly=True)  # type: ignore[no-untyped-call]
+                comments.append(serialized)
         except Exception as error:
             raise from_sdk(SERVICE, error) from error
         return comments

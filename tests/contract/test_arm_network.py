@@ -561,3 +561,31 @@ def test_update_tags_is_synchronous_with_a_new_etag(cloud, network):
     assert updated.etag != before.etag
     nic = network.network_interfaces.update_tags("rg-prod-web", "nic-web-01", {"tags": {"quarantined": "true"}})
     assert nic.tags == {"quarantined": "true"}
+
+
+def test_by_default_the_lock_lasts_until_the_first_poll_or_the_abandon_time(cloud):
+    arm_settings(cloud, abandonedOperationSeconds=0.3)  # operationSeconds stays 0: done at the first poll
+    rule = {
+        "properties": {
+            "protocol": "*",
+            "sourcePortRange": "*",
+            "destinationPortRange": "*",
+            "sourceAddressPrefix": "198.51.100.7",
+            "destinationAddressPrefix": "*",
+            "access": "Deny",
+            "priority": 170,
+            "direction": "Inbound",
+        }
+    }
+    with arm_http(cloud) as http:
+        first = http.put(f"{NSG_WEB}/securityRules/R1", params=API, json=rule)
+        rule["properties"]["priority"] = 171
+        locked = http.put(f"{NSG_WEB}/securityRules/R2", params=API, json=rule)
+        assert http.get(first.headers["azure-asyncoperation"]).json()["status"] == "Succeeded"  # the first poll
+        after_poll = http.put(f"{NSG_WEB}/securityRules/R2", params=API, json=rule)
+        rule["properties"]["priority"] = 172
+        unpolled = http.put(f"{NSG_WEB}/securityRules/R3", params=API, json=rule)  # nobody polls this one
+        time.sleep(0.35)
+        rule["properties"]["priority"] = 173
+        after_abandon = http.put(f"{NSG_WEB}/securityRules/R4", params=API, json=rule)
+    assert [r.status_code for r in (first, locked, after_poll, unpolled, after_abandon)] == [201, 429, 201, 429, 201]

@@ -76,6 +76,21 @@ def test_list_incidents_with_filter_orderby_and_top(cloud, sentinel):
     assert [i.incident_number for i in by_number] == [1038, 1042, 1043, 1044, 1045]
 
 
+def test_long_lists_are_paged_with_next_link(cloud, sentinel):
+    with arm_http(cloud) as http:
+        for number in range(50):
+            body = {"properties": {"title": f"Bulk {number}", "severity": "Informational", "status": "New"}}
+            assert http.put(f"{INCIDENTS}/bulk-{number}", params=API, json=body).status_code == 201
+        first_page = http.get(INCIDENTS, params=API).json()
+    assert len(first_page["value"]) == 50
+    assert "$skipToken=50" in first_page["nextLink"]
+    assert len(list(sentinel.incidents.list(RG, WS))) == 55  # the SDK follows nextLink
+    numbers = [
+        i.incident_number for i in sentinel.incidents.list(RG, WS, filter="properties/severity eq 'Informational'")
+    ]
+    assert sorted(numbers) == list(range(1046, 1096))
+
+
 def test_invalid_filter_is_400(cloud):
     with arm_http(cloud) as http:
         response = http.get(INCIDENTS, params={**API, "$filter": "title has 'x'"})

@@ -1,4 +1,5 @@
-"""The functions host as its own process, serving function_app.py over HTTP like `func start`."""
+"""The whole local stack for end-to-end tests: Azurite and the functions host as their own processes, the emulated
+cloud (the session's `cloud_server`), all on free ports so a running `make run` does not get in the way."""
 
 from __future__ import annotations
 
@@ -9,43 +10,108 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+
+from local.stack import azurite_command, riposte_environment, storage_connection_string
 
 ROOT = Path(__file__).resolve().parents[2]
 FUNCTION_KEY = "e2e-test-function-key"
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
+def _port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.2)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
 @pytest.fixture(scope="session")
-def host_url() -> Iterator[str]:
-    port = _free_port()
-    env = dict(os.environ, RIPOSTE_FUNCTION_KEY=FUNCTION_KEY, RIPOSTE_HOST_PORT=str(port), PYTHONUNBUFFERED="1")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "local.host"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
-    url = f"http://127.0.0.1:{port}"
+def azurite() -> Iterator[str]:
+    """Azurite on free ports; yields its connection string."""
+    ports = (free_port(), free_port(), free_port())
+    process = subprocess.Popen(azurite_command(*ports), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{url}/api/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
+    while not all(_port_open(p) for p in ports):
         if process.poll() is not None or time.monotonic() > deadline:
-            output = process.stdout.read().decode() if process.stdout else ""
             process.kill()
-            raise RuntimeError(f"functions host did not start:\n{output}")
+            raise RuntimeError(f"Azurite did not start: {process.stderr.read().decode() if process.stderr else ''}")
         time.sleep(0.1)
-    yield url
+    yield storage_connection_string(*ports)
     process.terminate()
     process.wait(timeout=10)
+
+
+class Host:
+    """The functions host process; restartable (the crash tests SIGKILL it)."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.port = int(env["RIPOSTE_HOST_PORT"])
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log_path = Path(env["RIPOSTE_STATE_DIR"]) / f"host-{self.port}.log"
+
+    def start(self) -> None:
+        log = open(self.log_path, "ab")  # noqa: SIM115 - the child process owns it
+        self.process = subprocess.Popen([sys.executable, "-m", "local.host"], cwd=ROOT, env=self.env,
+                                        stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{self.url}/api/health", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.process.kill()
+                raise RuntimeError(f"functions host did not start:\n{self.log_path.read_text()[-3000:]}")
+            time.sleep(0.1)
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+@pytest.fixture(scope="session")
+def host(azurite: str, cloud_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Host]:
+    env = dict(os.environ)
+    env.update(riposte_environment(cloud_server.url, str(cloud_server.certs.ca_path), azurite))
+    env.update(
+        RIPOSTE_FUNCTION_KEY=FUNCTION_KEY,
+        RIPOSTE_HOST_PORT=str(free_port()),
+        RIPOSTE_STATE_DIR=str(tmp_path_factory.mktemp("host")),
+        RIPOSTE_HOST_QUEUE_LEASE_S="4",
+        RIPOSTE_IDENTITY_PROTECTION_RPS="20",
+        RIPOSTE_LRO_POLL_SECONDS="0.1",
+        RIPOSTE_RETRY_BACKOFF_SECONDS="0.1",
+        PYTHONUNBUFFERED="1",
+    )
+    running = Host(env)
+    running.start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="session")
+def host_url(host: Host) -> str:
+    return host.url
 
 
 @pytest.fixture
@@ -58,3 +124,20 @@ def client(host_url: str) -> Iterator[httpx.Client]:
 def anonymous(host_url: str) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=host_url, timeout=30) as c:
         yield c
+
+
+def wait_for_run(client: httpx.Client, location: str, timeout: float = 60, until: Any = None) -> dict[str, Any]:
+    """Follows the Logic Apps async pattern: poll Location while it answers 202."""
+    deadline = time.monotonic() + timeout
+    while True:
+        response = client.get(location)
+        body: dict[str, Any] = response.json()
+        if until is not None and until(body):
+            return body
+        if response.status_code == 200:
+            return body
+        assert response.status_code == 202, response.text
+        assert response.headers["Location"].endswith(body["id"]) and int(response.headers["Retry-After"]) > 0
+        if time.monotonic() > deadline:
+            raise AssertionError(f"run still {body['status']} after {timeout} s: {body}")
+        time.sleep(0.1)

@@ -1,0 +1,35 @@
+"""The per-process application service used by the routes and triggers (one per event loop: the storage and Azure
+clients are async and belong to the loop that made them)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from shared.settings import get_settings
+
+if TYPE_CHECKING:
+    from shared.service import Service
+
+_SERVICES: dict[int, tuple[asyncio.AbstractEventLoop, Service]] = {}
+_LOCK: dict[int, asyncio.Lock] = {}
+
+
+async def get_service() -> Service:
+    from shared.service import Service
+    from shared.store.runs import RunStore
+
+    loop = asyncio.get_running_loop()
+    entry = _SERVICES.get(id(loop))
+    if entry is not None and entry[0] is loop:
+        return entry[1]
+    lock = _LOCK.setdefault(id(loop), asyncio.Lock())
+    async with lock:
+        entry = _SERVICES.get(id(loop))
+        if entry is not None and entry[0] is loop:
+            return entry[1]
+        store = RunStore()
+        await store.ensure()
+        service = Service(get_settings(), store)
+        _SERVICES[id(loop)] = (loop, service)
+        return service

@@ -1,0 +1,203 @@
+"""The run API of DESIGN.md §3: submit (intake), the Logic Apps async pattern on runs, approvals, rollback, the
+playbook catalogue and manual runs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import azure.functions as func
+
+from shared.api.context import get_service
+from shared.api.identity import caller
+from shared.api.responses import error_response, intake_error_response, json_response
+from shared.intake import Incident, IntakeError, decode_json_body, normalise
+from shared.settings import get_settings
+
+RETRY_AFTER_S = 5
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").lower() in ("1", "true", "yes")
+
+
+def _body(req: func.HttpRequest, *, optional: bool = False) -> Any:
+    settings = get_settings()
+    raw = req.get_body()
+    if optional and not raw.strip():
+        return {}
+    return decode_json_body(
+        raw, req.headers.get("content-type"), max_bytes=settings.max_body_bytes, max_depth=settings.max_json_depth
+    )
+
+
+async def submit_incident(
+    incident: Incident, *, playbook: str | None, dry_run: bool, idempotency_key: str | None, by: str
+) -> func.HttpResponse:
+    from shared.service import ServiceError
+
+    service = await get_service()
+    try:
+        submission = await service.submit(
+            incident, playbook=playbook, dry_run=dry_run, idempotency_key=idempotency_key, requested_by=by
+        )
+    except ServiceError as error:
+        return error_response(error.status, error.code, error.message, error.target)
+    body = {
+        "status": "accepted" if submission.created else "duplicate",
+        "incident": incident.summary(),
+        "runs": submission.runs,
+    }
+    if not submission.runs:
+        body.update(status="no_playbook", reason=submission.unmatched_reason)
+        return json_response(body, 200)
+    headers = {"Location": submission.runs[0]["location"], "Retry-After": str(RETRY_AFTER_S)}
+    return json_response(body, 202 if submission.created else 200, headers)
+
+
+async def post_incident(req: func.HttpRequest) -> func.HttpResponse:
+    try:
+        incident = normalise(_body(req), max_entities=get_settings().max_entities)
+    except IntakeError as error:
+        return intake_error_response(error)
+    return await submit_incident(
+        incident,
+        playbook=req.params.get("playbook"),
+        dry_run=_flag(req.params.get("dryRun")),
+        idempotency_key=req.headers.get("idempotency-key"),
+        by=caller(req),
+    )
+
+
+async def get_run(req: func.HttpRequest) -> func.HttpResponse:
+    service = await get_service()
+    run = await service.get(req.route_params["id"])
+    if run is None:
+        return error_response(404, "RunNotFound", f"No run {req.route_params['id']}.", "id")
+    if run.status.active:
+        headers = {"Location": f"/api/runs/{run.id}", "Retry-After": str(RETRY_AFTER_S)}
+        return json_response(run.public(), 202, headers)
+    return json_response(run.public(), 200)
+
+
+async def list_runs(req: func.HttpRequest) -> func.HttpResponse:
+    service = await get_service()
+    try:
+        limit = max(1, min(int(req.params.get("limit", "50")), 500))
+    except ValueError:
+        return error_response(400, "InvalidValue", "limit must be a whole number.", "limit")
+    runs = await service.store.list(limit=limit, status=req.params.get("status"))
+    keys = ("id", "playbook", "status", "dryRun", "createdAt", "finishedAt", "reason", "incidentArmId")
+    return json_response({"value": [{k: r.get(k) for k in keys} | {"title": r["incident"].get("title")} for r in runs]})
+
+
+async def decide(req: func.HttpRequest, decision: str) -> func.HttpResponse:
+    from shared.service import ServiceError
+
+    try:
+        body = _body(req, optional=True)
+    except IntakeError as error:
+        return intake_error_response(error)
+    if not isinstance(body, dict):
+        return error_response(400, "InvalidValue", "The body must be a JSON object.", "body")
+    step, comment = body.get("step"), body.get("comment", "")
+    if step is not None and not isinstance(step, str) or not isinstance(comment, str):
+        return error_response(400, "InvalidValue", "step and comment must be strings.", "step")
+    service = await get_service()
+    try:
+        run = await service.decide(req.route_params["id"], decision, caller(req), step=step, comment=comment)
+    except ServiceError as error:
+        return error_response(error.status, error.code, error.message, error.target)
+    return json_response(run.public(), 200)
+
+
+async def rollback(req: func.HttpRequest) -> func.HttpResponse:
+    from shared.service import ServiceError
+
+    service = await get_service()
+    try:
+        run = await service.request_rollback(req.route_params["id"], caller(req))
+    except ServiceError as error:
+        return error_response(error.status, error.code, error.message, error.target)
+    headers = {"Location": f"/api/runs/{run.id}", "Retry-After": str(RETRY_AFTER_S)}
+    return json_response(run.public(), 202, headers)
+
+
+def catalogue() -> dict[str, Any]:
+    from shared.actions.registry import catalogue as actions
+    from shared.playbook.loader import bundled_playbooks
+
+    registered = actions()
+
+    def describe(name: str) -> dict[str, Any]:
+        spec = registered[name].spec
+        return {
+            "name": name,
+            "kind": spec.kind,
+            "summary": spec.summary,
+            "reversible": spec.reversible,
+            "destructive": spec.destructive,
+            "permissions": [p.model_dump(mode="json", by_alias=True) for p in spec.permissions],
+        }
+
+    playbooks = []
+    for playbook in bundled_playbooks().values():
+        used = [s.uses for s in playbook.enrich] + [a.uses for a in playbook.actions]
+        used += [a.wait_until.uses for a in playbook.actions if a.wait_until] + ["sentinel.add_comment"]
+        playbooks.append(
+            {
+                "name": playbook.name,
+                "description": playbook.description,
+                "version": playbook.version,
+                "match": playbook.match.model_dump(mode="json", exclude_defaults=True),
+                "actions": [describe(name) for name in dict.fromkeys(used) if name in registered],
+                "approvals": [a.id for a in playbook.actions if a.approval is not None],
+            }
+        )
+    return {"value": playbooks}
+
+
+def get_playbooks(req: func.HttpRequest) -> func.HttpResponse:
+    return json_response(catalogue())
+
+
+async def manual_run(req: func.HttpRequest) -> func.HttpResponse:
+    """{"incident": <any supported payload>} or {"entities": [...], "title"?, "severity"?}; "dryRun": bool."""
+    try:
+        body = _body(req)
+    except IntakeError as error:
+        return intake_error_response(error)
+    if not isinstance(body, dict):
+        return error_response(400, "InvalidValue", "The body must be a JSON object.", "body")
+    dry_run = body.get("dryRun", False)
+    if not isinstance(dry_run, bool):
+        return error_response(400, "InvalidValue", "dryRun must be true or false.", "dryRun")
+    settings = get_settings()
+    try:
+        if "incident" in body:
+            incident = normalise(body["incident"], max_entities=settings.max_entities)
+        elif "entities" in body:
+            incident = normalise(_synthetic_alert(body), max_entities=settings.max_entities)
+        else:
+            return error_response(400, "MissingField", "Give an incident payload or a list of entities.", "incident")
+    except IntakeError as error:
+        error.target = f"incident.{error.target}" if "incident" in body else error.target
+        return intake_error_response(error)
+    return await submit_incident(
+        incident, playbook=req.route_params["name"], dry_run=dry_run,
+        idempotency_key=req.headers.get("idempotency-key"), by=caller(req),
+    )
+
+
+def _synthetic_alert(body: dict[str, Any]) -> dict[str, Any]:
+    """Bare entities become a SecurityAlert so they go through the same intake as everything else."""
+    title = body.get("title", "Manual run")
+    return {
+        "SystemAlertId": "manual-" + hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:32],
+        "AlertDisplayName": title if isinstance(title, str) else "Manual run",
+        "Severity": body.get("severity", "Medium"),
+        "Status": "New",
+        "ProductName": "Riposte manual run",
+        "Entities": body["entities"],
+    }

@@ -1,0 +1,91 @@
+"""The Identity Protection limiter (1 request/s per tenant) measured on the emulated cloud's request log: concurrent
+calls, retries and the real service's limit; and the rest of Graph left unthrottled."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from shared.actions import executor
+from tests.actions.conftest import ADELE, ALEX, LEE, MEGAN, ContextFactory
+from tests.conftest import CloudHandle
+
+DIEGO = "1c9f2b8e-4a3d-4e6f-8b1c-2d3e4f5a6b06"
+NESTOR = "1c9f2b8e-4a3d-4e6f-8b1c-2d3e4f5a6b07"
+IDENTITY_PROTECTION = "/v1.0/identityProtection/*"
+# The server stamps arrival times; network jitter between two requests the client spaced 1 s apart is milliseconds.
+SPACING_TOLERANCE_S = 0.05
+
+
+def identity_protection_times(cloud: CloudHandle) -> list[float]:
+    return sorted(r["time"] for r in cloud.requests(service="graph", path=IDENTITY_PROTECTION))
+
+
+def gaps(times: list[float]) -> list[float]:
+    return [later - earlier for earlier, later in zip(times, times[1:], strict=False)]
+
+
+def measured_rate(times: list[float]) -> float:
+    return (len(times) - 1) / (times[-1] - times[0])
+
+
+def six_identity_protection_calls(ctx: Any) -> list[Any]:
+    """Three risky-user reads and three detection lists, all started at once."""
+    return [
+        *(executor.enrich(ctx, "identity.get_risky_user", {"aadUserId": u}) for u in (ADELE, ALEX, DIEGO)),
+        *(executor.enrich(ctx, "identity.list_risk_detections", {"aadUserId": u}) for u in (ADELE, ALEX, NESTOR)),
+    ]
+
+
+async def test_limiter_holds_identity_protection_at_one_request_per_second(
+    make_context: ContextFactory, cloud: CloudHandle
+):
+    ctx = make_context(identity_protection_rps=1.0)
+    findings = await asyncio.gather(*six_identity_protection_calls(ctx))
+    assert all(f.ok for f in findings), [f.error for f in findings if not f.ok]
+    times = identity_protection_times(cloud)
+    assert len(times) == 6
+    assert min(gaps(times)) >= 1.0 - SPACING_TOLERANCE_S, gaps(times)
+    rate = measured_rate(times)
+    assert rate <= 1.0 + SPACING_TOLERANCE_S
+    print(f"\nIdentity Protection: {len(times)} requests, gaps {[round(g, 3) for g in gaps(times)]} s, {rate:.3f} req/s")
+
+
+async def test_retries_wait_for_the_limiter_too(make_context: ContextFactory, cloud: CloudHandle):
+    # Identity Protection's 429s carry no Retry-After, so the SDK's own backoff (0.25 s + up to 1 s of jitter) would
+    # resend sooner than 1 s; the limiter sits after the RetryHandler and spaces every attempt.
+    cloud.admin.post(
+        "/faults", json={"match": "GET /v1.0/identityProtection/riskyUsers/*", "status": 429, "count": 2}
+    ).raise_for_status()
+    ctx = make_context(identity_protection_rps=1.0)
+    users = (ADELE, ALEX, DIEGO, NESTOR)
+    findings = await asyncio.gather(*(executor.enrich(ctx, "identity.get_risky_user", {"aadUserId": u}) for u in users))
+    assert all(f.ok for f in findings), [f.error for f in findings if not f.ok]
+    logged = sorted(cloud.requests(service="graph", path=IDENTITY_PROTECTION), key=lambda r: r["time"])
+    assert sorted(r["status"] for r in logged) == [200, 200, 200, 200, 429, 429]
+    times = [r["time"] for r in logged]
+    assert min(gaps(times)) >= 1.0 - SPACING_TOLERANCE_S, gaps(times)
+
+
+async def test_under_the_real_limit_no_call_is_lost(make_context: ContextFactory, cloud: CloudHandle):
+    # The emulator enforces Microsoft's limit (1 request/s per tenant, 429 without Retry-After); whatever jitter makes
+    # it reject is retried, and every enrichment still succeeds.
+    cloud.admin.post("/limits", json={"preset": "real"}).raise_for_status()
+    ctx = make_context(identity_protection_rps=1.0)
+    findings = await asyncio.gather(*six_identity_protection_calls(ctx))
+    assert all(f.ok for f in findings), [f.error for f in findings if not f.ok]
+    statuses = [r["status"] for r in cloud.requests(service="graph", path=IDENTITY_PROTECTION)]
+    assert statuses.count(200) == 6
+    print(f"\nIdentity Protection under the real limit: {statuses.count(429)} rejected of {len(statuses)}")
+
+
+async def test_the_limiter_leaves_other_graph_calls_alone(make_context: ContextFactory, cloud: CloudHandle):
+    ctx = make_context(identity_protection_rps=1.0)
+    started = time.perf_counter()
+    users = (ADELE, ALEX, LEE, MEGAN, DIEGO, NESTOR)
+    findings = await asyncio.gather(*(executor.enrich(ctx, "entra.get_user", {"aadUserId": u}) for u in users))
+    elapsed = time.perf_counter() - started
+    assert all(f.ok for f in findings), [f.error for f in findings if not f.ok]
+    assert len(cloud.requests(service="graph", path="/v1.0/users/*")) == 12  # profile + memberships each
+    assert elapsed < 1.0 + 2.0  # 12 requests at 1/s would take 11 s; allow for the first token and SDK import
