@@ -136,6 +136,14 @@ class QueueListener:
 
     async def _handle(self, client: Any, poison: Any, message: Any) -> None:
         receipt = {"value": message.pop_receipt}
+        if message.dequeue_count > self.options.max_dequeue_count:
+            # Seen more often than allowed without ever being settled (the host crashed while running it, each time):
+            # the runtime moves such a message to the poison queue without running it again.
+            await poison.send_message(str(message.content))
+            await client.delete_message(message.id, receipt["value"])
+            log.error("message %s moved to %s-poison after %s deliveries", message.id, self.queue,
+                      message.dequeue_count)
+            return
 
         async def keep_invisible() -> None:
             while True:

@@ -217,7 +217,123 @@ def _ok(url: str) -> bool:
         return False
 
 
-# --- playing the samples ---------------------------------------------------------------------------------------------
+# --- playing the scenarios ------------------------------------------------------------------------------------------
+
+
+class Player:
+    """Plays the demo scenarios through the real endpoints and prints what happened."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.client = httpx.Client(
+            base_url=stack.host_url, headers={"x-functions-key": stack.function_key}, timeout=30
+        )
+        self.cloud = httpx.Client(base_url=f"{stack.cloud_url}/_admin", verify=str(stack.ca_path), timeout=30)
+        self.problems: list[str] = []
+
+    def post_sample(self, name: str, route: str = "/api/incidents", **extra_headers: str) -> dict[str, Any]:
+        path = SAMPLES / name
+        body = json.loads(path.read_text(encoding="utf-8"))
+        _, headers = _request_for(name, body)
+        response = self.client.post(route, content=path.read_bytes(), headers={**headers, **extra_headers})
+        console.print(f"POST {route} {name} -> {response.status_code}")
+        if response.status_code >= 400:
+            self.problems.append(f"{name}: {response.status_code} {response.text[:200]}")
+            return {}
+        answer: dict[str, Any] = response.json()
+        return answer
+
+    def wait(self, run_id: str, until: Any = None, timeout: float = 90) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            response = self.client.get(f"/api/runs/{run_id}")
+            run: dict[str, Any] = response.json()
+            if response.status_code == 200 or (until is not None and until(run)):
+                return run
+            if time.monotonic() > deadline:
+                self.problems.append(f"run {run_id} still {run['status']} after {timeout:.0f} s")
+                return run
+            time.sleep(0.3)
+
+    def show(self, run: dict[str, Any]) -> None:
+        from shared.cli import show_run
+
+        show_run(run)
+
+    def writes_since(self, since: float) -> list[str]:
+        entries = self.cloud.get("/requests", params={"since": since}).json()["value"]
+        reads = ("/query", "/querystatus", "/entities", "/alerts", "/$batch")
+        return [
+            f"{e['method']} {e['path']}" for e in entries
+            if e["method"] in ("PUT", "PATCH", "POST", "DELETE") and not e["path"].lower().endswith(reads)
+            and "/msi/" not in e["path"]
+        ]
+
+    def run_ids(self, answer: dict[str, Any]) -> list[str]:
+        runs = answer.get("runs") or [r for i in answer.get("incidents", []) for r in i["runs"]]
+        return [r["id"] for r in runs]
+
+    def play(self) -> int:
+        handshake = [{"id": "handshake-1", "topic": "local", "subject": "", "eventTime": "2026-01-01T00:00:00Z",
+                      "eventType": "Microsoft.EventGrid.SubscriptionValidationEvent",
+                      "data": {"validationCode": "riposte-demo-code"}, "dataVersion": "1", "metadataVersion": "1"}]
+        console.rule("Event Grid subscription handshake")
+        r = self.client.post("/api/events", json=handshake, headers={"aeg-event-type": "SubscriptionValidation"})
+        console.print(f"POST /api/events (SubscriptionValidationEvent) -> {r.status_code} {r.text}")
+
+        console.rule("1. A compromised account (Sentinel incident trigger)")
+        answer = self.post_sample("sentinel-incident-compromised-account.json")
+        [account_run] = self.run_ids(answer) or [""]
+        if account_run:
+            self.show(self.wait(account_run))
+
+        console.rule("2. The same incident delivered again")
+        again = self.post_sample("sentinel-incident-compromised-account.json")
+        console.print(f"status {again.get('status')}: the same run {self.run_ids(again)}, no new one")
+
+        console.rule("3. A break-glass account: the guardrails protect it")
+        answer = self.post_sample("sentinel-incident-breakglass-signin.json")
+        for run_id in self.run_ids(answer):
+            self.show(self.wait(run_id))
+
+        console.rule("4. A dry run: every action reports what it would do")
+        since = time.time()
+        payload = json.loads((SAMPLES / "sentinel-alert-trigger-legacy.json").read_text(encoding="utf-8"))
+        r = self.client.post("/api/playbooks/compromised-account/runs", json={"incident": payload, "dryRun": True})
+        console.print(f"POST /api/playbooks/compromised-account/runs (dryRun) -> {r.status_code}")
+        for run_id in self.run_ids(r.json()):
+            self.show(self.wait(run_id))
+        writes = self.writes_since(since)
+        console.print(f"writes to the cloud during the dry run: {len(writes)} {writes}")
+        if writes:
+            self.problems.append(f"the dry run wrote: {writes}")
+
+        console.rule("5. A compromised production VM: isolation waits for approval, the demo approves")
+        answer = self.post_sample("sentinel-incident-compromised-vm.json")
+        for run_id in self.run_ids(answer):
+            run = self.wait(run_id, until=lambda r: any(s["status"] == "awaiting_approval" for s in r["steps"]))
+            waiting = [s["id"] for s in run["steps"] if s["status"] == "awaiting_approval"]
+            console.print(f"waiting for approval: {waiting}")
+            for step in waiting:
+                r = self.client.post(f"/api/runs/{run_id}/approve", json={"step": step, "comment": "demo approval"})
+                console.print(f"POST /api/runs/{run_id}/approve {step} -> {r.status_code}")
+            self.show(self.wait(run_id, timeout=120))
+
+        console.rule("6. A Defender for Cloud alert over Event Grid (and the native trigger: one run)")
+        answer = self.post_sample("defender-alert-eventgrid.json", "/api/events")
+        r = self.client.post("/runtime/webhooks/eventgrid", params={"functionName": "defender_alert"},
+                             content=(SAMPLES / "defender-alert-eventgrid.json").read_bytes(),
+                             headers={"content-type": "application/json", "aeg-event-type": "Notification"})
+        console.print(f"POST /runtime/webhooks/eventgrid?functionName=defender_alert -> {r.status_code}")
+        for run_id in self.run_ids(answer):
+            self.show(self.wait(run_id))
+
+        if account_run:
+            console.rule("7. Rolling back the compromised-account run")
+            r = self.client.post(f"/api/runs/{account_run}/rollback")
+            console.print(f"POST /api/runs/{account_run}/rollback -> {r.status_code}")
+            self.show(self.wait(account_run))
+        return len(self.problems)
 
 
 def _request_for(name: str, body: Any) -> tuple[str, dict[str, str]]:
@@ -226,82 +342,6 @@ def _request_for(name: str, body: Any) -> tuple[str, dict[str, str]]:
     if isinstance(body, list):
         return "/api/events", {"content-type": "application/json", "aeg-event-type": "Notification"}
     return "/api/incidents", {"content-type": "application/json"}
-
-
-def play_samples(stack: Stack) -> int:
-    """Plays every bundled sample through the real endpoints; returns how many were not accepted."""
-    client = httpx.Client(base_url=stack.host_url, headers={"x-functions-key": stack.function_key}, timeout=30)
-    failures = 0
-    console.rule("Event Grid handshakes")
-    validation = [
-        {
-            "id": "handshake-1",
-            "topic": "local",
-            "subject": "",
-            "eventType": "Microsoft.EventGrid.SubscriptionValidationEvent",
-            "eventTime": "2026-01-01T00:00:00Z",
-            "data": {"validationCode": "riposte-demo-code"},
-            "dataVersion": "1",
-            "metadataVersion": "1",
-        }
-    ]
-    r = client.post("/api/events", json=validation, headers={"aeg-event-type": "SubscriptionValidation"})
-    console.print(f"POST /api/events (SubscriptionValidationEvent) -> {r.status_code} {r.text}")
-    failures += r.status_code != 200
-    r = client.options("/api/events", headers={"WebHook-Request-Origin": "eventgrid.azure.net"})
-    console.print(
-        f"OPTIONS /api/events (CloudEvents preflight) -> {r.status_code} "
-        f"WebHook-Allowed-Origin: {r.headers.get('webhook-allowed-origin')}"
-    )
-    failures += r.status_code != 200
-    for path in sorted(SAMPLES.glob("*.json")):
-        body = json.loads(path.read_text(encoding="utf-8"))
-        route, headers = _request_for(path.name, body)
-        console.rule(path.name)
-        r = client.post(route, content=path.read_bytes(), headers=headers)
-        console.print(f"POST {route} -> {r.status_code}")
-        if r.status_code != 202:
-            failures += 1
-            console.print(r.text)
-            continue
-        answer = r.json()
-        for summary in answer.get("incidents") or [answer["incident"]]:
-            _print_summary(summary)
-        if isinstance(body, list):  # the same delivery through the native Event Grid trigger
-            r = client.post(
-                "/runtime/webhooks/eventgrid",
-                params={"functionName": "defender_alert"},
-                content=path.read_bytes(),
-                headers=headers,
-            )
-            console.print(f"POST /runtime/webhooks/eventgrid?functionName=defender_alert -> {r.status_code}")
-            failures += r.status_code != 202
-    return failures
-
-
-def _print_summary(summary: dict[str, Any]) -> None:
-    console.print(
-        f"[bold]{summary['title']}[/bold]  severity {summary['severity']}, status {summary['status']}, "
-        f"dialect {summary['dialect']} ({summary['envelope']})"
-    )
-    if summary.get("armId"):
-        console.print(f"  id {summary['armId']}")
-    table = Table("kind", "stable id", "name", box=None, pad_edge=False)
-    for entity in summary["entities"]:
-        stable = (
-            entity.get("aadUserId")
-            or entity.get("azureId")
-            or entity.get("resourceId")
-            or entity.get("address")
-            or entity.get("hashValue")
-            or entity.get("url")
-            or ""
-        )
-        table.add_row(entity["kind"], stable, entity.get("friendlyName", ""))
-    if summary["entities"]:
-        console.print(table)
-    else:
-        console.print("  (no entities)")
 
 
 def main(argv: list[str]) -> int:
@@ -318,9 +358,10 @@ def main(argv: list[str]) -> int:
         stack.start()
         stack.print_endpoints()
         if command == "run":
-            failures = play_samples(stack)
+            player = Player(stack)
+            problems = player.play()
             console.rule()
-            console.print(f"played the samples: {'all accepted' if not failures else f'{failures} not accepted'}")
+            console.print("played the scenarios: " + ("all as expected" if not problems else "; ".join(player.problems)))
             stack.print_endpoints()
         return stack.wait_forever()
     except KeyboardInterrupt:

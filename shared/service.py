@@ -16,6 +16,7 @@ import socket
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from shared.actions import executor
@@ -25,7 +26,7 @@ from shared.engine.model import Decision, Lease, Run, RunStatus, StepStatus
 from shared.engine.planner import plan_steps
 from shared.engine.runner import Runner
 from shared.intake.model import Incident
-from shared.playbook.loader import bundled_playbooks
+from shared.playbook.loader import bundled_playbooks, load_playbooks
 from shared.playbook.matching import matching
 from shared.playbook.model import Playbook
 from shared.settings import Settings
@@ -72,6 +73,9 @@ class _Actions:
     async def respond(self, name: str, params: dict[str, Any], key: str) -> Outcome:
         return await executor.respond(self.ctx, name, params, key=key)
 
+    async def preview(self, name: str, params: dict[str, Any], key: str) -> Outcome:
+        return await executor.respond(self.ctx, name, params, key=key, preview=True)
+
     async def undo(self, outcome: Outcome) -> Outcome:
         return await executor.undo(self.ctx, outcome)
 
@@ -95,7 +99,9 @@ class Service:
     def __init__(self, settings: Settings, store: RunStore, playbooks: dict[str, Playbook] | None = None) -> None:
         self.settings = settings
         self.store = store
-        self.playbooks = playbooks if playbooks is not None else bundled_playbooks()
+        if playbooks is None:
+            playbooks = load_playbooks(Path(settings.playbooks_dir)) if settings.playbooks_dir else bundled_playbooks()
+        self.playbooks = playbooks
         self.clock = time.time
 
     # --- intake -------------------------------------------------------------------------------------------------
@@ -233,7 +239,7 @@ class Service:
             message = (f"Riposte run {run.id} ({run.playbook}) failed and was stopped: {reason}. "
                        "Actions it completed are listed in the run; roll back with POST /api/runs/{id}/rollback.")
             await executor.respond(ctx, "sentinel.add_comment",
-                                   {"incident_id": run.incident_arm_id, "message": message}, key=f"{run.id}:poisoned")
+                                   {"incident_id": run.incident_arm_id, "text": message}, key=f"{run.id}:poisoned")
 
     # --- analysts -------------------------------------------------------------------------------------------------
 
@@ -269,8 +275,11 @@ class Service:
                 raise ServiceError(409, "DryRun", "A dry run changed nothing; there is nothing to roll back.", "id")
             if run.status is RunStatus.ROLLED_BACK:
                 return run
+            if run.rollback_requested and run.status is RunStatus.ROLLING_BACK:
+                return run  # already asked for: idempotent
             run.rollback_requested = True
-            run.requested_by = run.requested_by or by
+            run.status = RunStatus.ROLLING_BACK  # active again: GET answers 202 until the undo is done
+            run.reason = f"rollback requested by {by}"
             try:
                 await self.store.save(run, etag)
             except LostLease:

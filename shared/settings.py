@@ -68,6 +68,9 @@ class Settings(BaseModel):
     lro_poll_seconds: float = Field(2.0, gt=0, description="Poll interval of a long-running operation without Retry-After")
     enrichment_timeout_seconds: float = Field(30.0, gt=0, description="Time limit of one enrichment")
 
+    # --- playbooks ---
+    playbooks_dir: str | None = Field(None, description="Directory of playbook YAML files (default: the bundled ones)")
+
     # --- notifications ---
     notify_webhook_url: str | None = Field(None, description="Teams-compatible incoming webhook for notify.webhook")
 

@@ -39,6 +39,12 @@ class CloudHandle:
     def writes(self) -> list[dict[str, Any]]:
         return [r for r in self.requests() if r["method"] in ("PUT", "PATCH", "POST", "DELETE")]
 
+    READ_ONLY_POSTS = ("/query", "/$batch", "/entities", "/alerts", "/effectivenetworksecuritygroups", "/querystatus")
+
+    def changes(self) -> list[dict[str, Any]]:
+        """Requests that change the tenant: writes, less the POSTs that only read (KQL, entities, queryStatus...)."""
+        return [w for w in self.writes() if not w["path"].lower().endswith(self.READ_ONLY_POSTS)]
+
     def tenant(self) -> dict[str, Any]:
         response = self.admin.get("/tenant")
         response.raise_for_status()

@@ -46,7 +46,11 @@ async def _permission_checks(ctx: ActionContext, spec: registry.ActionSpec, plan
     return tuple([await ctx.permissions.check(p, plan.target) for p in spec.permissions])
 
 
-async def respond(ctx: ActionContext, name: str, params: dict[str, Any] | BaseModel, *, key: str) -> Outcome:
+async def respond(
+    ctx: ActionContext, name: str, params: dict[str, Any] | BaseModel, *, key: str, preview: bool = False
+) -> Outcome:
+    """Runs a responder under the safety rules. preview=True stops after the guardrail check, like a dry run, so
+    the engine learns that a guardrail protects a target before it asks an analyst to approve acting on it."""
     base = {"action": name, "idempotency_key": key}
     try:
         registered = registry.get(name)
@@ -72,7 +76,7 @@ async def respond(ctx: ActionContext, name: str, params: dict[str, Any] | BaseMo
         common = dict(base, target=plan.target, prior=plan.prior, intended=plan.intended, permissions=checks)
         if guarded:
             return Outcome(**common, status=Status.SKIPPED, reason=f"guardrail: {guarded}")
-        if ctx.dry_run:
+        if ctx.dry_run or preview:
             reason = plan.reason or ("already in the intended state" if plan.noop else "would change")
             return Outcome(**common, status=Status.DRY_RUN, reason=reason)
         if plan.noop:

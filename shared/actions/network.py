@@ -63,6 +63,16 @@ def _vm_target(vm: dict[str, Any], vm_id: str) -> Target:
     return Target(kind="vm", id=str(vm.get("id") or vm_id), display=str(vm.get("name") or ""), tags=_tags(vm))
 
 
+async def _settled(*steps: Awaitable[T]) -> list[T]:
+    """Like asyncio.gather, but waits for every write to finish before raising the first failure: an action never
+    reports failure (and releases its NSG lock) while one of its writes is still in flight."""
+    results = await asyncio.gather(*steps, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return [result for result in results if not isinstance(result, BaseException)]
+
+
 async def _retrying_conflicts(what: str, attempt: Callable[[], Awaitable[T]]) -> T:
     """Runs a read-decide-write `attempt` again when another writer got in between (412 on our If-Match /
     If-None-Match, or a priority another rule took first)."""
@@ -284,7 +294,7 @@ class IsolateVm:
             nsg_step = await _retrying_conflicts(f"isolation NSG {nsg_id}", ensure_nsg)
             # Each NIC is its own resource with its own lock at the provider, so they move in parallel.
             nic_ids: list[str] = plan.intended["nics"]
-            steps = await asyncio.gather(*(_set_nic_nsg(ctx, nic_id, nsg_id) for nic_id in nic_ids))
+            steps = await _settled(*(_set_nic_nsg(ctx, nic_id, nsg_id) for nic_id in nic_ids))
         return {
             "isolationNsgId": nsg_id,
             "isolationNsg": nsg_step,
@@ -315,7 +325,7 @@ class IsolateVm:
 
         entries: list[dict[str, Any]] = outcome.prior.get("nics") or []
         async with network.nsg_writes(nsg_id):
-            steps = await asyncio.gather(*(restore(entry) for entry in entries))
+            steps = await _settled(*(restore(entry) for entry in entries))
             nsg_step = await _retrying_conflicts(f"isolation NSG {nsg_id}", delete_if_unused)
 
         def nics_where(step: str) -> list[str]:
@@ -478,7 +488,7 @@ class BlockIp:
                 return await _retrying_conflicts(f"NSG {nsg_id}", attempt)
 
         nsg_ids: list[str] = plan.intended["nsgs"]
-        results = await asyncio.gather(*(block_in(nsg_id) for nsg_id in nsg_ids))
+        results = await _settled(*(block_in(nsg_id) for nsg_id in nsg_ids))
         return {"nsgs": dict(zip(nsg_ids, results, strict=True))}
 
     async def undo(self, ctx: ActionContext, outcome: Outcome) -> dict[str, Any]:
@@ -502,7 +512,7 @@ class BlockIp:
 
         # A rule that was there before this action (prior) is not ours to remove.
         ours = [str(e["nsg"]) for e in outcome.prior.get("nsgs") or [] if not e.get("ruleExisted")]
-        results = await asyncio.gather(*(unblock(nsg_id) for nsg_id in ours))
+        results = await _settled(*(unblock(nsg_id) for nsg_id in ours))
         return {"rule": name, "nsgs": dict(zip(ours, results, strict=True))}
 
 
@@ -552,9 +562,8 @@ class CaptureStatus(_Model):
 
 async def _capture_status(ctx: ActionContext, capture_id: str) -> CaptureStatus:
     network = ctx.azure.network
-    capture, status = await asyncio.gather(
-        network.get_packet_capture(capture_id), network.packet_capture_status(capture_id)
-    )
+    capture = await network.get_packet_capture(capture_id)
+    status = await network.packet_capture_status(capture_id)
     props = capture.get("properties") or {}
     state = str(status.get("packetCaptureStatus") or "Unknown")
     return CaptureStatus(

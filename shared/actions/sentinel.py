@@ -25,9 +25,17 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, GetCoreSchemaHandler, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
-from pydantic.json_schema import GetJsonSchemaHandler, JsonSchemaValue
+from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, core_schema
 
 from shared.actions.context import ActionContext
@@ -380,9 +388,8 @@ class AddComment:
             "sha256": hashlib.sha256(message.encode()).hexdigest(),
         }
         cut = f", {omitted:,} characters cut to fit the limit" if omitted else ""
-        return Plan(
-            target=incident_target(incident), intended=intended, reason=f"a {len(message):,}-character comment{cut}"
-        )
+        reason = f"a {len(message):,}-character comment{cut}"
+        return Plan(target=incident_target(incident), intended=intended, noop=False, reason=reason)
 
     async def apply(self, ctx: ActionContext, plan: Plan, key: str) -> dict[str, Any]:
         incident_id, message = str(plan.intended["incidentId"]), str(plan.intended["message"])
@@ -420,10 +427,13 @@ class UpdateIncidentParams(_IncidentParams):
             raise ValueError("closing an incident needs a classification")
         if self.classification_reason and self.classification is None:
             raise ValueError("classificationReason needs a classification")
-        if self.classification and self.classification_reason:
-            if self.classification_reason not in REASONS[self.classification]:
-                allowed = ", ".join(sorted(REASONS[self.classification])) or "none"
-                raise ValueError(f"{self.classification} takes classificationReason {allowed}")
+        if (
+            self.classification
+            and self.classification_reason
+            and self.classification_reason not in REASONS[self.classification]
+        ):
+            allowed = ", ".join(sorted(REASONS[self.classification])) or "none"
+            raise ValueError(f"{self.classification} takes classificationReason {allowed}")
         changes = (self.severity, self.status, self.owner_object_id, self.classification, self.classification_comment)
         if not any(v is not None for v in changes) and not self.unassign_owner and not self.add_labels:
             raise ValueError("nothing to change")

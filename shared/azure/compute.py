@@ -53,7 +53,7 @@ class ArmId:
             or parts[0].lower() != "subscriptions"
             or parts[2].lower() != "resourcegroups"
             or parts[4].lower() != "providers"
-            or not all(_SEGMENT.match(p) for p in parts)
+            or not all(_SEGMENT.match(p) and p not in (".", "..") for p in parts)
         ):
             raise ValueError(f"{value!r} is not an Azure resource id")
         rest = parts[6:]

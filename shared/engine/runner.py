@@ -14,7 +14,7 @@ from typing import Any, Protocol
 from shared.actions.model import Finding, Outcome, Status
 from shared.engine.model import ApprovalState, PollState, Run, RunStatus, StepState, StepStatus
 from shared.engine.planner import WRITEBACK
-from shared.engine.writeback import summary_html
+from shared.engine.writeback import summary
 from shared.playbook.conditions import ConditionError, evaluate, is_true
 from shared.playbook.model import ActionStep, Playbook, duration_seconds
 
@@ -23,6 +23,8 @@ class ActionPort(Protocol):
     async def enrich(self, name: str, params: dict[str, Any]) -> Finding: ...
 
     async def respond(self, name: str, params: dict[str, Any], key: str) -> Outcome: ...
+
+    async def preview(self, name: str, params: dict[str, Any], key: str) -> Outcome: ...
 
     async def undo(self, outcome: Outcome) -> Outcome: ...
 
@@ -173,13 +175,13 @@ class Runner:
                     return await self._finish(run, step, StepStatus.SKIPPED, f"condition false: {definition.when}")
             except ConditionError as exc:  # unsure means do not act
                 return await self._finish(run, step, StepStatus.SKIPPED, f"condition could not be evaluated: {exc}")
-        gate = await self._approval_gate(run, step, definition, variables)
-        if gate is not None:
-            return gate
         try:
             step.params = self._params(definition.with_, variables)
         except ConditionError as exc:
             return await self._finish(run, step, StepStatus.SKIPPED, f"parameters could not be evaluated: {exc}")
+        gate = await self._approval_gate(run, step, definition, variables)
+        if gate is not None:
+            return gate
         outcome = await self.actions.respond(step.uses, step.params, f"{run.id}:{step.id}")
         step.outcome = outcome.model_dump(mode="json", by_alias=True)
         if outcome.status in _DONE_STATUSES:
@@ -210,6 +212,14 @@ class Runner:
                 needed, step.reason = True, f"approval required (condition could not be evaluated: {exc})"
             if not needed:
                 return None
+            # Do not ask an analyst to approve what a guardrail will refuse, or what is already done.
+            preview = await self.actions.preview(step.uses, step.params, f"{run.id}:{step.id}")
+            if preview.status is Status.SKIPPED:
+                step.outcome = preview.model_dump(mode="json", by_alias=True)
+                return await self._finish(run, step, StepStatus.SKIPPED, preview.reason)
+            if preview.status is Status.FAILED:
+                step.outcome = preview.model_dump(mode="json", by_alias=True)
+                return await self._finish(run, step, StepStatus.FAILED, preview.reason)
             if run.dry_run:
                 step.reason = f"would wait for approval ({approval.when})"
                 return None
@@ -253,7 +263,7 @@ class Runner:
         )
         await self.actions.respond(
             "sentinel.add_comment",
-            {"incident_id": run.incident_arm_id, "message": message},
+            {"incident_id": run.incident_arm_id, "text": message},
             f"{run.id}:{step.id}:approval-request",
         )
 
@@ -282,7 +292,7 @@ class Runner:
                 except ConditionError as exc:
                     message = f"{step.uses} finished ({exc})"
                 await self.actions.respond(
-                    "sentinel.add_comment", {"incident_id": run.incident_arm_id, "message": message},
+                    "sentinel.add_comment", {"incident_id": run.incident_arm_id, "text": message},
                     f"{run.id}:{step.id}:finished",
                 )
             return await self._finish(run, step, StepStatus.DONE, f"finished after {step.poll.polls} polls")
@@ -301,13 +311,13 @@ class Runner:
         if writeback.comment:
             outcome = await self.actions.respond(
                 "sentinel.add_comment",
-                {"incident_id": run.incident_arm_id, "html": summary_html(run, self.clock())},
+                {"incident_id": run.incident_arm_id, "html": summary(run, self.clock())},
                 f"{run.id}:{WRITEBACK}",
             )
             results.append(outcome.model_dump(mode="json", by_alias=True))
         changes: dict[str, Any] = {}
         if writeback.labels:
-            changes["labels"] = list(writeback.labels)
+            changes["add_labels"] = list(writeback.labels)
         try:
             change_status = is_true(writeback.when, self.variables(run, step))
         except ConditionError:
@@ -352,7 +362,7 @@ class Runner:
             await self.actions.respond(
                 "sentinel.add_comment",
                 {"incident_id": run.incident_arm_id,
-                 "message": f"Riposte rolled back run {run.id}: undid {', '.join(undone_steps) or 'nothing'}."
+                 "text": f"Riposte rolled back run {run.id}: undid {', '.join(undone_steps) or 'nothing'}."
                  + (f" Problems: {run.reason}" if run.reason else "")},
                 f"{run.id}:rollback",
             )

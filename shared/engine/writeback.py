@@ -1,16 +1,16 @@
 """The one comment a run writes back to its incident: findings, actions taken, skipped and why, how to undo.
 
-Sentinel renders a subset of HTML in comments. Every value that came from an incident, a finding or an API is escaped
-here; only the structure (tables, headings) is ours."""
+Built with SafeHtml, whose constructors escape every value: titles, entity names and API results never become
+markup; only the structure (heading, tables) is ours."""
 
 from __future__ import annotations
 
-import html
 import json
 from datetime import UTC, datetime
 from typing import Any
 
-from shared.engine.model import Run, StepStatus
+from shared.engine.model import Run, StepState, StepStatus
+from shared.safehtml import SafeHtml
 
 _MAX_CELL = 300
 _STATUS_WORDS = {
@@ -22,59 +22,44 @@ _STATUS_WORDS = {
 }
 
 
-def _cell(value: Any) -> str:
+def _short(value: Any) -> str:
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
-    if len(text) > _MAX_CELL:
-        text = text[: _MAX_CELL - 1] + "…"
-    return html.escape(text)
+    return text if len(text) <= _MAX_CELL else text[: _MAX_CELL - 1] + "…"
 
 
-def _target(step: Any) -> str:
-    outcome = step.outcome or {}
-    target = outcome.get("target") or {}
+def _target(step: StepState) -> str:
+    target = (step.outcome or {}).get("target") or {}
     entity = step.entity or {}
-    return str(target.get("display") or target.get("id") or entity.get("friendlyName") or entity.get("id") or "")
+    return str(target.get("display") or target.get("id") or entity.get("friendlyName") or entity.get("name") or "")
 
 
 def _finding_line(data: dict[str, Any]) -> str:
-    shown = {k: v for k, v in data.items() if v not in (None, "", [], {})}
-    return ", ".join(f"{k}: {v if isinstance(v, str) else json.dumps(v, default=str)}" for k, v in list(shown.items())[:8])
+    shown = {k: v for k, v in data.items() if v not in (None, "", [], {}) and not isinstance(v, dict | list)}
+    return ", ".join(f"{k}: {v}" for k, v in list(shown.items())[:8])
 
 
-def summary_html(run: Run, now: float) -> str:
+def summary(run: Run, now: float) -> SafeHtml:
     when = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%d %H:%M UTC")
     mode = " (dry run: nothing was changed)" if run.dry_run else ""
-    parts = [
-        f"<h3>Riposte: {_cell(run.playbook)}{mode}</h3>",
-        f"<p>Run <code>{_cell(run.id)}</code>, {when}.</p>",
-    ]
+    content = SafeHtml.heading(f"Riposte: {run.playbook}{mode}") + SafeHtml.text(f"Run {run.id}, {when}.")
     enrichments = [s for s in run.steps if s.kind == "enrich"]
     if enrichments:
-        rows = []
-        for step in enrichments:
-            if step.status is StepStatus.DONE:
-                detail = _finding_line((step.finding or {}).get("data", {}))
-            else:
-                detail = f"{step.status.value}: {step.reason}"
-            rows.append(f"<tr><td>{_cell(step.uses)}</td><td>{_cell(_target(step))}</td><td>{_cell(detail)}</td></tr>")
-        parts.append("<p><b>Findings</b></p><table><tr><th>lookup</th><th>on</th><th>result</th></tr>")
-        parts.extend(rows)
-        parts.append("</table>")
+        rows = [
+            (s.uses, _target(s), _short(_finding_line((s.finding or {}).get("data", {})))
+             if s.status is StepStatus.DONE else f"{s.status.value}: {_short(s.reason)}")
+            for s in enrichments
+        ]
+        content += SafeHtml.heading("Findings", 4) + SafeHtml.table(("lookup", "on", "result"), rows)
     actions = [s for s in run.steps if s.kind == "action"]
     if actions:
-        parts.append("<p><b>Actions</b></p><table><tr><th>action</th><th>on</th><th>outcome</th><th>why</th></tr>")
+        rows = []
         for step in actions:
             status = (step.outcome or {}).get("status") or step.status.value
-            word = _STATUS_WORDS.get(status, status)
-            parts.append(
-                f"<tr><td>{_cell(step.uses)}</td><td>{_cell(_target(step))}</td><td>{_cell(word)}</td>"
-                f"<td>{_cell(step.reason)}</td></tr>"
-            )
-        parts.append("</table>")
-    reversible = [s for s in actions if (s.outcome or {}).get("status") == "done"]
-    if reversible and not run.dry_run:
-        parts.append(
-            f"<p><b>Undo</b>: <code>POST /api/runs/{_cell(run.id)}/rollback</code> or "
-            f"<code>riposte rollback {_cell(run.id)}</code> reverses every reversible action above, newest first.</p>"
+            rows.append((step.uses, _target(step), _STATUS_WORDS.get(status, status), _short(step.reason)))
+        content += SafeHtml.heading("Actions", 4) + SafeHtml.table(("action", "on", "outcome", "why"), rows)
+    if not run.dry_run and any((s.outcome or {}).get("status") == "done" for s in actions):
+        content += SafeHtml.text(
+            f"Undo: POST /api/runs/{run.id}/rollback (or riposte rollback {run.id}) reverses every reversible "
+            "action above, newest first."
         )
-    return "".join(parts)
+    return content

@@ -210,6 +210,41 @@ async def test_advanced_query_with_consistency_level_and_count(graph):
     assert result.odata_count == 1
 
 
+@pytest.mark.parametrize(
+    ("expression", "expected"),
+    [
+        ("endswith(mail,'@fabrikam.com')", {"pradeep.gupta_fabrikam.com#EXT#@contoso.com"}),
+        ("not(userType eq 'Member')", {"pradeep.gupta_fabrikam.com#EXT#@contoso.com"}),
+    ],
+)
+async def test_advanced_operators_need_consistency_level(graph, expression, expected):
+    with pytest.raises(ODataError) as caught:
+        await graph.users.get(users_query(filter=expression))
+    assert caught.value.response_status_code == 400
+    config = users_query(filter=expression, select=["userPrincipalName"])
+    config.headers.add("ConsistencyLevel", "eventual")
+    result = await graph.users.get(config)
+    assert result is not None and result.value is not None
+    assert {u.user_principal_name for u in result.value} == expected
+
+
+async def test_count_without_consistency_level_is_rejected(graph):
+    with pytest.raises(ODataError) as caught:
+        await graph.users.get(users_query(count=True))
+    assert caught.value.response_status_code == 400
+
+
+async def test_users_by_upn_with_guest_marker(graph):
+    user = await graph.users.by_user_id("pradeep.gupta_fabrikam.com#EXT#@contoso.com").get()
+    assert user is not None and user.mail == "pradeep.gupta@fabrikam.com"
+
+
+async def test_orderby_display_name_descending(graph):
+    result = await graph.users.get(users_query(orderby=["displayName desc"], top=2, select=["displayName"]))
+    assert result is not None and result.value is not None
+    assert [u.display_name for u in result.value] == ["Pradeep Gupta (Fabrikam)", "Patti Fernandez"]
+
+
 async def test_invalid_page_size_is_rejected(graph):
     with pytest.raises(ODataError) as caught:
         await graph.users.get(users_query(top=1000))
