@@ -134,7 +134,10 @@ class Service:
             chosen = [self.playbooks[playbook]]
         else:
             chosen = matching(self.playbooks, incident.summary())
-        key = delivery_key(incident, idempotency_key)
+        # A dry run, or a run of a named playbook, is a different request from the plain delivery of the same payload.
+        key = delivery_key(incident, idempotency_key) + (f"|playbook:{playbook}" if playbook else "") + (
+            "|dry-run" if dry_run else ""
+        )
         runs = [self.new_run(p, incident, key=key, dry_run=dry_run, requested_by=requested_by) for p in chosen]
         planned = [{"runId": r.id, "playbook": r.playbook} for r in runs]
         first, recorded = await self.store.claim_delivery(key, planned)

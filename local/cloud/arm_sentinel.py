@@ -533,7 +533,16 @@ def register(router: Router, cloud: Cloud) -> None:
         labels = normalize_labels(props.get("labels"))
         if labels is None:
             return bad_request("Each label needs a labelName.")
-        props["labels"] = labels
+        # labelType is read-only (the spec's IncidentLabel): a label the incident has keeps its type (AutoAssigned
+        # stays AutoAssigned), a new one is "User", whatever the client sent.
+        known = {
+            str(label["labelName"]).lower(): label.get("labelType")
+            for label in ((existing or {}).get("properties") or {}).get("labels") or []
+        }
+        props["labels"] = [
+            {"labelName": label["labelName"], "labelType": known.get(str(label["labelName"]).lower()) or "User"}
+            for label in labels
+        ]
         props["owner"] = resolve_owner(cloud.doc, props.get("owner"))
         now = arm.utc_now()
         if existing is None:

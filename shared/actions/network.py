@@ -521,9 +521,12 @@ class BlockIp:
 
 
 class CaptureFilter(_Model):
+    """One packet filter, as Network Watcher takes it: addresses and ports as single values, ranges (a-b) or
+    semicolon-separated lists."""
+
     protocol: Literal["TCP", "UDP", "Any"] = "Any"
-    local_ip_address: str | None = None
-    remote_ip_address: str | None = None
+    local_ip_address: str | None = Field(None, alias="localIPAddress")
+    remote_ip_address: str | None = Field(None, alias="remoteIPAddress")
     local_port: str | None = None
     remote_port: str | None = None
 

@@ -42,8 +42,9 @@ async def post_events(req: func.HttpRequest) -> func.HttpResponse:
         return json_response({"validationResponse": delivery.validation_code}, 200)
     service = await get_service()
     accepted: list[dict[str, Any]] = []
+    dry_run = (req.params.get("dryRun") or "").lower() == "true"  # a subscription can be pointed at dry runs
     for incident in delivery.incidents:
-        submission = await service.submit(incident)  # the Event Grid event id is the dedup key
+        submission = await service.submit(incident, dry_run=dry_run)  # the Event Grid event id is the dedup key
         accepted.append({"incident": incident.summary(), "runs": submission.runs,
                          "duplicate": not submission.created})
     return json_response({"status": "accepted", "incidents": accepted, "ignored": delivery.ignored}, 202)

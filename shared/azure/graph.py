@@ -147,7 +147,7 @@ class GraphAdapter:
         telemetry = options.get(GraphTelemetryHandlerOption.get_key())
         assert isinstance(telemetry, GraphTelemetryHandlerOption)
         middleware.append(GraphTelemetryHandler(options=telemetry))
-        middleware.insert(0, identity_protection_limiter(self.limits.identity_protection))
+        middleware.append(identity_protection_limiter(self.limits.identity_protection))
         self._http = GraphClientFactory.create_with_custom_middleware(middleware, client=http)
 
         host = urlsplit(self.settings.graph_endpoint).hostname or "graph.microsoft.com"

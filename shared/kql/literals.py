@@ -62,9 +62,15 @@ def _check(param: str, kind: ParamType, value: Any) -> str:
         raise KqlValueError(param, "not a GUID")
     if kind is ParamType.IP:
         try:
-            text = str(ipaddress.ip_address(text))
+            address = ipaddress.ip_address(text)
         except ValueError:
             raise KqlValueError(param, "not an IPv4 or IPv6 address") from None
+        # Python accepts an IPv6 zone of any text ("fe80::1%<anything>"); no log records one, so it is refused.
+        if isinstance(address, ipaddress.IPv6Address) and address.scope_id is not None:
+            raise KqlValueError(param, "an IPv6 address with a zone (%...) is not accepted")
+        # Logs write an IPv4 address dotted, also when a payload gives it IPv4-mapped (::ffff:1.2.3.4).
+        mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
+        text = str(mapped or address)
     if kind is ParamType.HOSTNAME and not _HOSTNAME.match(text):
         raise KqlValueError(param, "not a host name")
     if kind is ParamType.HASH:

@@ -69,15 +69,25 @@ async def test_retries_wait_for_the_limiter_too(make_context: ContextFactory, cl
 
 
 async def test_under_the_real_limit_no_call_is_lost(make_context: ContextFactory, cloud: CloudHandle):
-    # The emulator enforces Microsoft's limit (1 request/s per tenant, 429 without Retry-After); whatever jitter makes
-    # it reject is retried, and every enrichment still succeeds.
+    # The emulator enforces Microsoft's limit (1 request/s per tenant, 429 without Retry-After). At exactly 1/s the
+    # arrival jitter of a few milliseconds gets some requests rejected; they are retried and every enrichment
+    # still succeeds.
     cloud.admin.post("/limits", json={"preset": "real"}).raise_for_status()
     ctx = make_context(identity_protection_rps=1.0)
-    findings = await asyncio.gather(*six_identity_protection_calls(ctx))
+    findings = await asyncio.gather(*six_identity_protection_calls(ctx)[:4])
     assert all(f.ok for f in findings), [f.error for f in findings if not f.ok]
     statuses = [r["status"] for r in cloud.requests(service="graph", path=IDENTITY_PROTECTION)]
-    assert statuses.count(200) == 6
-    print(f"\nIdentity Protection under the real limit: {statuses.count(429)} rejected of {len(statuses)}")
+    assert statuses.count(200) == 4
+    print(f"\nat 1.0/s under the real limit: {statuses.count(429)} of {len(statuses)} requests rejected")
+
+
+async def test_a_margin_below_the_real_limit_avoids_every_rejection(make_context: ContextFactory, cloud: CloudHandle):
+    cloud.admin.post("/limits", json={"preset": "real"}).raise_for_status()
+    ctx = make_context(identity_protection_rps=0.9)
+    findings = await asyncio.gather(*six_identity_protection_calls(ctx)[:4])
+    assert all(f.ok for f in findings), [f.error for f in findings if not f.ok]
+    statuses = [r["status"] for r in cloud.requests(service="graph", path=IDENTITY_PROTECTION)]
+    assert statuses == [200, 200, 200, 200]
 
 
 async def test_the_limiter_leaves_other_graph_calls_alone(make_context: ContextFactory, cloud: CloudHandle):

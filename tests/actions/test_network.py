@@ -403,6 +403,43 @@ async def test_block_ip_dry_run_writes_nothing_and_a_protected_nsg_stops_it(clou
     assert "riposte-block-203-0-113-66" not in rules(cloud, NSG_PERIMETER)
 
 
+async def test_block_ip_waits_out_another_operation_holding_the_nsg(cloud, make_context):
+    """Microsoft.Network's own lock: while someone else's write to the NSG runs, ours gets 429
+    RetryableErrorDueToAnotherOperation with Retry-After, and azure-core's retry policy waits and tries again."""
+    from tests.contract.arm_helpers import arm_http
+
+    arm_settings(cloud, operationSeconds=0.5, retryAfterSeconds=1)
+    ctx = make_context()
+    await ctx.azure.network.get_nsg(NSG_PERIMETER)  # clients and token ready, so our write comes within the 0.5 s
+    rule = {
+        "properties": {
+            "protocol": "Tcp",
+            "access": "Allow",
+            "direction": "Inbound",
+            "priority": 400,
+            "sourceAddressPrefix": "10.30.1.4",
+            "sourcePortRange": "*",
+            "destinationAddressPrefix": "*",
+            "destinationPortRange": "22",
+        }
+    }
+    with arm_http(cloud) as http:  # another tool's write, left running
+        other = http.put(
+            f"{NSG_PERIMETER}/securityRules/AllowJumpHostSsh", params={"api-version": "2024-07-01"}, json=rule
+        )
+    assert other.status_code == 201
+
+    started = time.monotonic()
+    outcome = await executor.respond(ctx, "network.block_ip", {"ip": "203.0.113.66"}, key="k")
+    waited = time.monotonic() - started
+
+    assert outcome.status is Status.DONE, outcome.reason
+    ours = [r["status"] for r in cloud.requests(service="arm", method="PUT") if "riposte-block" in r["path"]]
+    assert ours[0] == 429 and ours[-1] == 201 and set(ours[:-1]) == {429}, ours
+    assert waited >= 1.0
+    assert {"AllowJumpHostSsh", "riposte-block-203-0-113-66"} <= set(rules(cloud, NSG_PERIMETER))
+
+
 async def test_block_ip_absorbs_429_on_the_rule_write(cloud, make_context):
     add_fault(cloud, match="PUT */securityRules/riposte-block-*", status=429, count=2)  # without Retry-After
     outcome = await executor.respond(make_context(), "network.block_ip", {"ip": "203.0.113.66"}, key="k")
@@ -417,9 +454,8 @@ async def test_block_ip_absorbs_429_on_the_rule_write(cloud, make_context):
 async def test_packet_capture_runs_then_stops_at_its_time_limit_checked_by_polling(cloud, make_context):
     ctx = make_context()
     started = time.monotonic()
-    outcome = await executor.respond(
-        ctx, "network.start_packet_capture", {"vm": VM_WEB, "durationSeconds": 1}, key="run-7:capture"
-    )
+    params = {"vm": VM_WEB, "durationSeconds": 1, "filters": [{"protocol": "TCP", "remoteIPAddress": "95.173.136.70"}]}
+    outcome = await executor.respond(ctx, "network.start_packet_capture", params, key="run-7:capture")
     start_latency = time.monotonic() - started
 
     assert outcome.status is Status.DONE, outcome.reason
@@ -431,6 +467,7 @@ async def test_packet_capture_runs_then_stops_at_its_time_limit_checked_by_polli
     assert stored["properties"]["timeLimitInSeconds"] == 1
     assert stored["properties"]["totalBytesPerSession"] == ctx.settings.capture_max_bytes
     assert stored["properties"]["storageLocation"]["storageId"].endswith("/stcontosocaptures")
+    assert stored["properties"]["filters"] == [{"protocol": "TCP", "remoteIPAddress": "95.173.136.70"}]
     assert outcome.result["storagePath"].startswith("https://stcontosocaptures.blob.core.windows.net/")
 
     running = await executor.enrich(ctx, "network.get_packet_capture", {"capture": capture_id})
@@ -445,9 +482,7 @@ async def test_packet_capture_runs_then_stops_at_its_time_limit_checked_by_polli
     )
 
     clear_log(cloud)  # the same step again, even with its ledger lost, finds the session it started
-    again = await executor.respond(
-        make_context(), "network.start_packet_capture", {"vm": VM_WEB, "durationSeconds": 1}, key="run-7:capture"
-    )
+    again = await executor.respond(make_context(), "network.start_packet_capture", params, key="run-7:capture")
     assert again.status is Status.DONE and again.result["started"] is False
     assert arm_writes(cloud) == []
 

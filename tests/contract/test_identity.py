@@ -12,6 +12,7 @@ import httpx
 import pytest
 from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
 from azure.identity.aio import DefaultAzureCredential as AsyncDefaultAzureCredential
+from azure.identity.aio import ManagedIdentityCredential as AsyncManagedIdentityCredential
 
 from local.cloud import identity
 
@@ -51,10 +52,13 @@ def test_managed_identity_credential_works_directly(cloud):
     assert claims(token.token)["aud"] == "https://graph.microsoft.com"
 
 
-async def test_async_default_credential_gets_a_token(cloud):
+async def test_async_credentials_get_tokens(cloud):
     async with AsyncDefaultAzureCredential() as credential:
         token = await credential.get_token("https://api.loganalytics.io/.default")
     assert claims(token.token)["aud"] == "https://api.loganalytics.io"
+    async with AsyncManagedIdentityCredential() as managed:
+        token = await managed.get_token(ARM_SCOPE)
+    assert claims(token.token)["aud"] == "https://management.azure.com"
 
 
 def test_token_endpoint_rejects_a_wrong_identity_header(cloud):

@@ -101,6 +101,7 @@ def host(azurite: str, cloud_server: Any, tmp_path_factory: pytest.TempPathFacto
         RIPOSTE_IDENTITY_PROTECTION_RPS="20",
         RIPOSTE_LRO_POLL_SECONDS="0.1",
         RIPOSTE_RETRY_BACKOFF_SECONDS="0.1",
+        RIPOSTE_CAPTURE_DEFAULT_SECONDS="2",
         PYTHONUNBUFFERED="1",
     )
     running = Host(env)

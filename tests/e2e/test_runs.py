@@ -119,6 +119,13 @@ def test_production_vm_waits_for_approval_then_is_isolated(client: httpx.Client,
     assert decisions[0]["decision"] == "approve" and decisions[0]["comment"] == "go" and decisions[0]["by"]
     nic = next(r for r in cloud.tenant()["arm"]["resources"] if r["id"].lower().endswith("/nic-web-01"))
     assert "riposte-isolate" in nic["properties"]["networkSecurityGroup"]["id"]
+    # the packet capture finishes by itself (its time limit) and its location is posted on the incident
+    run = wait_for_run(client, location, timeout=60)
+    assert run["status"] == "succeeded", run["reason"]
+    capture = step(run, "capture.0")
+    assert capture["status"] == "done" and capture["poll"]["last"]["done"] is True
+    comments = [c["properties"]["message"] for c in incident(cloud, "3f6c2a9e-1b7d-4c5e-8a2f-0d9e8c7b6a52")["comments"]]
+    assert any("packet capture on vm-web-01 finished" in c for c in comments)
 
 
 def test_rejected_approval_skips_the_action(client: httpx.Client, cloud: CloudHandle) -> None:
@@ -128,8 +135,8 @@ def test_rejected_approval_skips_the_action(client: httpx.Client, cloud: CloudHa
     location = response.headers["Location"]
     run = wait_for_run(client, location, until=lambda r: step(r, "isolate.0")["status"] == "awaiting_approval")
     assert client.post(f"/api/runs/{run['id']}/reject", json={"comment": "false positive"}).status_code == 200
-    run = wait_for_run(client, location, until=lambda r: step(r, "isolate.0")["status"] == "skipped")
-    assert "false positive" in step(run, "isolate.0")["reason"]
+    run = wait_for_run(client, location, timeout=60)
+    assert "false positive" in step(run, "isolate.0")["reason"] and step(run, "isolate.0")["status"] == "skipped"
     assert writes_to(cloud, "/networkInterfaces/") == []
 
 
