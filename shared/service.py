@@ -34,7 +34,6 @@ from shared.store.runs import LostLease, RunStore
 
 log = logging.getLogger("riposte.engine")
 RUN_NAMESPACE = uuid.UUID("6c1f7f0e-5a9b-4d0a-9a57-2b9c8f3c1a10")
-LEASE_S = 300.0
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
@@ -184,7 +183,7 @@ class Service:
             return
         if run.continuation_at is not None and now + 1 >= run.continuation_at:
             run.continuation_at = None  # this is (or supersedes) the scheduled continuation
-        run.lease = Lease(owner=WORKER_ID, until=now + LEASE_S)
+        run.lease = Lease(owner=WORKER_ID, until=now + self.settings.run_lease_seconds)
         try:
             etag = await self.store.save(run, etag)
         except LostLease:

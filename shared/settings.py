@@ -68,6 +68,11 @@ class Settings(BaseModel):
     lro_poll_seconds: float = Field(2.0, gt=0, description="Poll interval of a long-running operation without Retry-After")
     enrichment_timeout_seconds: float = Field(30.0, gt=0, description="Time limit of one enrichment")
 
+    # --- the engine ---
+    run_lease_seconds: float = Field(
+        300.0, gt=0, description="How long a worker's claim on a run lasts before another worker may take it over"
+    )
+
     # --- playbooks ---
     playbooks_dir: str | None = Field(None, description="Directory of playbook YAML files (default: the bundled ones)")
 

@@ -302,6 +302,7 @@ class RevokeSessionsParams(AccountParams):
     )
 
 
+REPLAY_CLOCK_SKEW_S = 2.0  # our clock against Entra's, when comparing the intent time with the revocation time
 REVOKE_UNDO_HINT = (
     "Revoked sessions cannot be restored: the user signs in again to get new tokens. Access tokens issued before the "
     "revocation stay valid until they expire (60-90 minutes) unless Continuous Access Evaluation ends them sooner."
@@ -345,6 +346,11 @@ class RevokeSessions:
     async def apply(self, ctx: ActionContext, plan: Plan, key: str) -> dict[str, Any]:
         result: dict[str, Any] = await ctx.azure.graph.revoke_sessions(plan.target.id)
         return result
+
+    async def applied_since(self, ctx: ActionContext, plan: Plan, intent_at: float) -> bool:
+        """Revoking leaves one trace: the user's signInSessionsValidFromDateTime moves to the revocation time."""
+        revoked_at = _parse_time(plan.prior.get("signInSessionsValidFromDateTime"))
+        return revoked_at is not None and revoked_at.timestamp() >= intent_at - REPLAY_CLOCK_SKEW_S
 
     async def undo(self, ctx: ActionContext, outcome: Outcome) -> dict[str, Any]:
         raise ActionError(REVOKE_UNDO_HINT)

@@ -30,6 +30,13 @@ class Responder(Protocol):
     async def undo(self, ctx: ActionContext, outcome: Outcome) -> dict[str, Any]: ...
 
 
+class DetectsReplay(Protocol):
+    """Optional, for responders whose write leaves no state a plan can compare against (revoking sessions): told
+    that an earlier attempt recorded its intent at `intent_at` and then vanished, say whether its write happened."""
+
+    async def applied_since(self, ctx: ActionContext, plan: Plan, intent_at: float) -> bool: ...
+
+
 def _params(spec: registry.ActionSpec, params: dict[str, Any] | BaseModel) -> BaseModel:
     if isinstance(params, BaseModel):
         return params
@@ -66,6 +73,10 @@ async def respond(
             done = Outcome.model_validate(previous["outcome"])
             return done  # a replay after the write: report the first outcome, write nothing
         plan = await responder.plan(ctx, _params(spec, params))
+        replayed = False
+        if previous and previous.get("state") == "intent" and hasattr(responder, "applied_since"):
+            detector: DetectsReplay = responder  # type: ignore[assignment]
+            replayed = await detector.applied_since(ctx, plan, float(previous.get("at", 0)))
         if previous and previous.get("state") == "intent":
             # A crash between intent and outcome: the world may already be changed, so the prior state that undo
             # must restore is the one recorded before the first attempt, not the one read now.
@@ -79,8 +90,9 @@ async def respond(
         if ctx.dry_run or preview:
             reason = plan.reason or ("already in the intended state" if plan.noop else "would change")
             return Outcome(**common, status=Status.DRY_RUN, reason=reason)
-        if plan.noop:
-            outcome = Outcome(**common, status=Status.ALREADY_DONE, reason=plan.reason or "already as intended")
+        if plan.noop or replayed:
+            reason = "an earlier attempt made this change before it was interrupted" if replayed else plan.reason
+            outcome = Outcome(**common, status=Status.ALREADY_DONE, reason=reason or "already as intended")
             await ctx.ledger.put_outcome(key, outcome)
             return outcome
         if spec.destructive and previous is None:

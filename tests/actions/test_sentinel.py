@@ -71,7 +71,10 @@ async def test_get_incident_returns_incident_entities_and_alerts(make_context: C
     assert [a["properties"]["alertDisplayName"] for a in data["alerts"]] == ["Impossible travel activity"]
     assert data["techniques"] == ["T1078"]
     # the entities and alerts lists are read-only POSTs: nothing else is sent
-    assert {(w["method"], w["path"].rsplit("/", 1)[1]) for w in cloud.writes()} == {("POST", "entities"), ("POST", "alerts")}
+    assert {(w["method"], w["path"].rsplit("/", 1)[1]) for w in cloud.writes()} == {
+        ("POST", "entities"),
+        ("POST", "alerts"),
+    }
 
 
 async def test_get_incident_of_an_unknown_incident_is_a_recorded_error(make_context: ContextFactory):
@@ -387,7 +390,12 @@ async def test_update_incident_retries_a_412_and_keeps_the_concurrent_change(
 
     ctx = make_context()
     responder = UpdateIncident()
-    plan = await responder.plan(ctx, UpdateIncidentParams(incident_id=SIGNIN_INCIDENT, status="Active", add_labels=("riposte",)))
+    plan = await responder.plan(
+        ctx,
+        UpdateIncidentParams.model_validate(
+            {"incidentId": SIGNIN_INCIDENT, "status": "Active", "addLabels": ["riposte"]}
+        ),
+    )
     analyst = make_context()
     await analyst.azure.sentinel.update_incident(SIGNIN_INCIDENT, {"severity": "Low"}, add_labels=["analyst"])
     cloud.admin.delete("/requests").raise_for_status()
@@ -447,7 +455,9 @@ async def test_update_incident_dry_run_writes_nothing(make_context: ContextFacto
 
 async def test_update_incident_on_a_protected_workspace_is_skipped(make_context: ContextFactory, cloud: CloudHandle):
     ctx = make_context(protected_resource_prefixes=(WORKSPACE,))
-    outcome = await executor.respond(ctx, "sentinel.update_incident", {"incidentId": SIGNIN_INCIDENT, "severity": "Low"}, key="k")
+    outcome = await executor.respond(
+        ctx, "sentinel.update_incident", {"incidentId": SIGNIN_INCIDENT, "severity": "Low"}, key="k"
+    )
     assert outcome.status is Status.SKIPPED
     assert cloud.writes() == []
 
@@ -456,7 +466,10 @@ async def test_update_incident_on_a_protected_workspace_is_skipped(make_context:
     ("params", "reason"),
     [
         ({"status": "Closed"}, "needs a classification"),
-        ({"status": "Closed", "classification": "FalsePositive", "classificationReason": "SuspiciousActivity"}, "takes"),
+        (
+            {"status": "Closed", "classification": "FalsePositive", "classificationReason": "SuspiciousActivity"},
+            "takes",
+        ),
         ({"classification": "TruePositive"}, "belongs to a closed incident"),
         ({"ownerObjectId": "adele.vance@contoso.com"}, "object id"),
         ({}, "nothing to change"),

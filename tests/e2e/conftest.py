@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +34,9 @@ def _port_open(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-@pytest.fixture(scope="session")
-def azurite() -> Iterator[str]:
-    """Azurite on free ports; yields its connection string."""
+@contextmanager
+def running_azurite() -> Iterator[str]:
+    """Azurite on free ports, in memory; yields its connection string."""
     ports = (free_port(), free_port(), free_port())
     process = subprocess.Popen(azurite_command(*ports), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 30
@@ -44,9 +45,17 @@ def azurite() -> Iterator[str]:
             process.kill()
             raise RuntimeError(f"Azurite did not start: {process.stderr.read().decode() if process.stderr else ''}")
         time.sleep(0.1)
-    yield storage_connection_string(*ports)
-    process.terminate()
-    process.wait(timeout=10)
+    try:
+        yield storage_connection_string(*ports)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def azurite() -> Iterator[str]:
+    with running_azurite() as connection:
+        yield connection
 
 
 class Host:

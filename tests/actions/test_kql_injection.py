@@ -1,0 +1,163 @@
+"""An injection corpus through the named queries, run by the emulated Log Analytics (real KQL via duckdb-kql).
+
+As free text (account_logons' `account`, what Windows logs as DOMAIN\\user), each payload is seeded as the Account of
+exactly one SecurityEvent row, next to decoys: the query for a payload returns exactly its own row, and a payload that
+was not seeded returns what a name that matches nothing returns. So the query's meaning never changes, whatever the
+value. Through the typed parameters (UPN, IP, host name) the same payloads are refused before any query is sent; the
+ones a type does accept (a UPN may hold a quote) are escaped and match exactly their own row."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from shared.actions import executor
+from shared.kql import load_queries
+from tests.actions.conftest import ContextFactory
+from tests.conftest import CloudHandle
+from tests.unit.test_kql_literals import kusto_decode
+
+CORPUS: list[str] = [
+    "CONTOSO\\adele' or 1==1 //",
+    "' or 1==1 //",
+    "x' or Account != '",
+    'CONTOSO\\adele" or 1==1 //',
+    '"',
+    "'",
+    "''",
+    "\\",
+    "CONTOSO\\",  # trailing backslash: would escape the closing quote if not doubled
+    "CONTOSO\\\\'",
+    "\\'",
+    "a\\nb",  # a backslash and an n, not a newline
+    "line1\nline2",
+    "line1\r\n| union SigninLogs",
+    "tab\there",
+    "x | take 1000",
+    "x' | union SigninLogs | where '1' == '1",
+    "x'; let Account = 'CONTOSO\\\\victim'; SecurityEvent //",
+    "let x = 1; x",
+    "x // comment",
+    "x' // comment",
+    "/* x */ y",
+    "x' /* comment */ or '1' == '1",
+    "x' | project Account | union (SecurityEvent | where EventID == 4625) | where 'a' == 'a",
+    ";",
+    "x';",
+    "adele\u2019 or 1==1 //",  # RIGHT SINGLE QUOTATION MARK
+    "adele\uff07 or 1==1 //",  # FULLWIDTH APOSTROPHE
+    "adele\u02bc or 1==1 //",  # MODIFIER LETTER APOSTROPHE
+    "\u201cquoted\u201d",
+    "ad\u200bele",  # zero-width space
+    "\u200d\u200c\ufeffjoined",  # zero-width joiner, non-joiner, BOM
+    "sep\u2028arator\u2029",
+    "{lookback}",
+    "{account}",
+    "\U0001f600 emoji",
+    "'" * 2000,
+    "\\" * 2000,
+    ("A'\\\"" * 1000)[:4096],  # the longest text accepted
+]
+DECOYS = ["CONTOSO\\victim", "CONTOSO\\adele", "x", "adele", "line1", "", "CONTOSO\\admin"]
+
+
+def _row(account: str, computer: str) -> dict[str, Any]:
+    return {
+        "TimeGenerated": "ago(1h)",
+        "Account": account,
+        "EventID": 4625,
+        "Computer": computer,
+        "IpAddress": "10.9.9.9",
+    }
+
+
+@pytest.fixture
+def seeded(cloud: CloudHandle) -> dict[str, str]:
+    """Every other payload gets one SecurityEvent row (its own computer name); the rest are never logged."""
+    assert len({p.lower() for p in CORPUS}) == len(CORPUS)  # the query ignores case: keep payloads distinct
+    rows = {payload: f"inj-{i:02d}" for i, payload in enumerate(CORPUS) if i % 2 == 0}
+    doc = cloud.tenant()
+    tables = doc.setdefault("logAnalytics", {}).setdefault("tables", {})
+    tables["SecurityEvent"] = [_row(account, computer) for account, computer in rows.items()] + [
+        _row(decoy, f"decoy-{i}") for i, decoy in enumerate(DECOYS)
+    ]
+    tables["SigninLogs"] = [
+        {"TimeGenerated": "ago(1h)", "UserPrincipalName": "o'brien@contoso.com", "IPAddress": "10.9.9.9",
+         "ResultType": "50126", "Location": "IE"},
+        {"TimeGenerated": "ago(1h)", "UserPrincipalName": "brien@contoso.com", "IPAddress": "10.9.9.8",
+         "ResultType": "0", "Location": "IE"},
+    ]  # fmt: skip
+    cloud.admin.put("/tenant", json=doc).raise_for_status()
+    return rows
+
+
+async def test_free_text_matches_exactly_its_own_row(
+    make_context: ContextFactory, cloud: CloudHandle, seeded: dict[str, str]
+):
+    ctx = make_context()
+    for payload in CORPUS:
+        finding = await executor.enrich(ctx, "loganalytics.get_account_logons", {"account": payload, "lookback": "1d"})
+        assert finding.ok, (payload, finding.error)
+        data = finding.data
+        if payload in seeded:
+            assert data["computers"] == [seeded[payload]], payload
+            assert data["accounts"] == [payload], payload
+            assert (data["failedLogons"], data["successfulLogons"]) == (1, 0), payload
+        else:  # what a name that matches nothing gives
+            assert data == {**data, "failedLogons": 0, "successfulLogons": 0, "computers": [], "accounts": []}, payload
+    queries = cloud.requests(service="loganalytics", method="POST")
+    assert len(queries) == len(CORPUS) and {q["status"] for q in queries} == {200}
+
+
+async def test_a_name_that_matches_nothing_gives_the_same_answer_as_an_unseeded_payload(
+    make_context: ContextFactory, seeded: dict[str, str]
+):
+    ctx = make_context()
+    nothing = await executor.enrich(ctx, "loganalytics.get_account_logons", {"account": "NOBODY\\nobody"})
+    unseeded = [p for p in CORPUS if p not in seeded]
+    for payload in unseeded:
+        finding = await executor.enrich(ctx, "loganalytics.get_account_logons", {"account": payload})
+        assert {k: v for k, v in finding.data.items() if k != "account"} == {
+            k: v for k, v in nothing.data.items() if k != "account"
+        }, payload
+
+
+async def test_typed_parameters_refuse_the_corpus_before_any_query(make_context: ContextFactory, cloud: CloudHandle):
+    ctx = make_context()
+    for payload in CORPUS:
+        upn = await executor.enrich(ctx, "loganalytics.get_signin_summary", {"upn": payload})
+        ip = await executor.enrich(ctx, "loganalytics.get_ip_context", {"ip": payload})
+        host = await executor.enrich(ctx, "loganalytics.get_host_activity", {"host": payload})
+        for finding, message in ((upn, "user principal name"), (ip, "IPv4 or IPv6"), (host, "host name")):
+            assert not finding.ok and message in finding.error, (payload, finding.error)
+        for lookback in (payload, f"1d) or ({payload}"):
+            bad = await executor.enrich(
+                ctx, "loganalytics.get_signin_summary", {"upn": "a@contoso.com", "lookback": lookback}
+            )
+            assert not bad.ok
+    assert cloud.requests(service="loganalytics") == []
+
+
+async def test_a_upn_with_a_quote_is_escaped_and_matches_only_itself(
+    make_context: ContextFactory, cloud: CloudHandle, seeded: dict[str, str]
+):
+    finding = await executor.enrich(make_context(), "loganalytics.get_signin_summary", {"upn": "o'brien@contoso.com"})
+    assert finding.ok, finding.error
+    assert (finding.data["total"], finding.data["failures"], finding.data["ips"]) == (1, 1, ["10.9.9.9"])
+    [query] = cloud.requests(service="loganalytics", method="POST")
+    assert "UserPrincipalName =~ 'o\\'brien@contoso.com'" in query["body"]["query"]
+
+
+def test_the_corpus_renders_into_every_text_query_as_one_literal() -> None:
+    text_queries = [q for q in load_queries().values() if any(p.type == "text" for p in q.params.values())]
+    assert text_queries, "a named query with a text parameter is what this corpus exercises"
+    for query in text_queries:
+        [name] = [p.name for p in query.params.values() if p.type == "text"]
+        baseline = query.render(**{name: "PLACEHOLDER"})
+        prefix, suffix = baseline.split("'PLACEHOLDER'")
+        for payload in CORPUS:
+            rendered = query.render(**{name: payload})
+            # The query around the literal is the baseline's, and what is between is one literal of the payload.
+            assert rendered.startswith(prefix) and rendered.endswith(suffix)
+            assert kusto_decode(rendered[len(prefix) : len(rendered) - len(suffix)]) == payload

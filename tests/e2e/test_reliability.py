@@ -1,0 +1,154 @@
+"""Reliability through the real path, kept short for `make test` (bench/reliability.py runs the long versions):
+
+- the worker process (the functions host) is SIGKILLed at random points while 20 runs are in flight: every run
+  completes and every action executes exactly once (one successful write per action in the request log);
+- with 20% 5xx and 10% 429 injected into every call to the cloud: every run completes or fails with an explicit
+  reason, and no action's write succeeds twice.
+
+Each test gets its own Azurite and host (with the test playbook contain-account), so its queue is its own."""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from local.stack import riposte_environment
+from tests.conftest import CloudHandle
+from tests.e2e.conftest import FUNCTION_KEY, Host, free_port, running_azurite
+
+ROOT = Path(__file__).resolve().parents[2]
+RUNS = 20
+
+
+@pytest.fixture
+def fresh_azurite() -> Iterator[str]:
+    with running_azurite() as connection:
+        yield connection
+
+
+@pytest.fixture
+def own_host(fresh_azurite: str, cloud_server: Any, tmp_path: Path) -> Iterator[Host]:
+    azurite_url = fresh_azurite
+    env = dict(os.environ)
+    env.update(riposte_environment(cloud_server.url, str(cloud_server.certs.ca_path), azurite_url))
+    env.update(
+        RIPOSTE_FUNCTION_KEY=FUNCTION_KEY, RIPOSTE_HOST_PORT=str(free_port()), RIPOSTE_STATE_DIR=str(tmp_path),
+        RIPOSTE_PLAYBOOKS_DIR=str(ROOT / "tests/fixtures/playbooks"), RIPOSTE_HOST_QUEUE_LEASE_S="3",
+        RIPOSTE_RUN_LEASE_SECONDS="3", RIPOSTE_IDENTITY_PROTECTION_RPS="50", RIPOSTE_RETRY_BACKOFF_SECONDS="0.05",
+        RIPOSTE_MAX_RETRIES="6", RIPOSTE_DESTRUCTIVE_ACTIONS_PER_HOUR="1000", PYTHONUNBUFFERED="1",
+    )
+    host = Host(env)
+    host.start()
+    yield host
+    host.stop()
+
+
+def add_users(cloud: CloudHandle, count: int) -> list[str]:
+    doc = cloud.tenant()
+    ids = []
+    for n in range(count):
+        object_id = f"7a000000-0000-4000-8000-{n:012d}"
+        ids.append(object_id)
+        doc["graph"]["users"].append(
+            {"id": object_id, "userPrincipalName": f"reliability{n:02d}@contoso.com", "displayName": f"Rel {n}",
+             "accountEnabled": True, "userType": "Member", "mail": f"reliability{n:02d}@contoso.com"}
+        )
+    cloud.admin.put("/tenant", json=doc).raise_for_status()
+    return ids
+
+
+def incident(n: int, object_id: str) -> dict[str, Any]:
+    return {
+        "SystemAlertId": f"reliability-{n:02d}",
+        "AlertDisplayName": f"reliability {n:02d}",
+        "Severity": "High",
+        "Status": "New",
+        "ProductName": "Azure Sentinel",
+        "Entities": [{"$id": "1", "Type": "account", "Name": f"reliability{n:02d}", "UPNSuffix": "contoso.com",
+                      "AadUserId": object_id}],
+    }
+
+
+def submit_all(client: httpx.Client, ids: list[str]) -> list[str]:
+    runs = []
+    for n, object_id in enumerate(ids):
+        response = client.post("/api/incidents", json=incident(n, object_id), headers={"Idempotency-Key": f"rel-{n}"})
+        assert response.status_code == 202, response.text
+        runs.append(response.json()["runs"][0]["id"])
+    return runs
+
+
+def wait_all(client: httpx.Client, runs: list[str], timeout: float) -> dict[str, dict[str, Any]]:
+    deadline = time.monotonic() + timeout
+    finished: dict[str, dict[str, Any]] = {}
+    while len(finished) < len(runs):
+        for run_id in runs:
+            if run_id in finished:
+                continue
+            try:
+                response = client.get(f"/api/runs/{run_id}")
+            except httpx.HTTPError:
+                continue  # the host is being restarted
+            if response.status_code == 200:
+                finished[run_id] = response.json()
+        if time.monotonic() > deadline:
+            pending = [r for r in runs if r not in finished]
+            raise AssertionError(f"{len(pending)} runs unfinished after {timeout} s")
+        time.sleep(0.2)
+    return finished
+
+
+def successful_writes(cloud: CloudHandle, ids: list[str]) -> Counter[tuple[str, str]]:
+    """(user id, operation) for every write the cloud accepted (2xx)."""
+    counts: Counter[tuple[str, str]] = Counter()
+    for entry in cloud.requests(service="graph"):
+        if entry["method"] in ("PATCH", "POST") and 200 <= entry["status"] < 300:
+            for object_id in ids:
+                if object_id in entry["path"]:
+                    counts[(object_id, "revoke" if entry["path"].endswith("revokeSignInSessions") else "disable")] += 1
+    return counts
+
+
+def test_sigkill_the_worker_at_random_points(cloud: CloudHandle, own_host: Host) -> None:
+    ids = add_users(cloud, RUNS)
+    # slow the cloud down so the kills land in the middle of runs
+    cloud.admin.post("/faults", json={"match": "* /v1.0/*", "latency": {"fixedMs": 60}}).raise_for_status()
+    chooser = random.Random(20261129)
+    with httpx.Client(base_url=own_host.url, headers={"x-functions-key": FUNCTION_KEY}, timeout=30) as client:
+        runs = submit_all(client, ids)
+        for _ in range(4):
+            time.sleep(chooser.uniform(0.2, 1.2))
+            own_host.kill()
+            own_host.start()
+        finished = wait_all(client, runs, timeout=120)
+    assert {r["status"] for r in finished.values()} == {"succeeded"}, [r["reason"] for r in finished.values()]
+    counts = successful_writes(cloud, ids)
+    for object_id in ids:
+        assert counts[(object_id, "disable")] == 1, object_id
+        assert counts[(object_id, "revoke")] == 1, object_id
+    assert all(u["accountEnabled"] is False for u in cloud.tenant()["graph"]["users"] if u["id"] in ids)
+
+
+def test_injected_errors_and_throttling(cloud: CloudHandle, own_host: Host) -> None:
+    ids = add_users(cloud, RUNS)
+    cloud.admin.post("/faults", json={"match": "* /v1.0/*", "errorRate": 0.2, "status": 503}).raise_for_status()
+    cloud.admin.post("/faults", json={"match": "* /v1.0/*", "errorRate": 0.1, "status": 429, "retryAfter": 1})
+    with httpx.Client(base_url=own_host.url, headers={"x-functions-key": FUNCTION_KEY}, timeout=30) as client:
+        runs = submit_all(client, ids)
+        finished = wait_all(client, runs, timeout=180)
+    for run in finished.values():
+        assert run["status"] in ("succeeded", "failed")
+        if run["status"] == "failed":
+            assert run["reason"], run
+    counts = successful_writes(cloud, ids)
+    assert max(counts.values(), default=0) <= 1
+    succeeded = [r for r in finished.values() if r["status"] == "succeeded"]
+    assert len(succeeded) >= RUNS // 2  # retries absorb most of the injected failures
