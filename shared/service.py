@@ -60,6 +60,11 @@ def delivery_key(incident: Incident, idempotency_key: str | None) -> str:
     return f"payload:{digest}"
 
 
+def run_summary(run: Run) -> dict[str, Any]:
+    return {"id": run.id, "playbook": run.playbook, "status": run.status.value, "dryRun": run.dry_run,
+            "location": f"/api/runs/{run.id}"}
+
+
 class _Actions:
     """The engine's ActionPort on the real executor, for one run."""
 
@@ -144,24 +149,20 @@ class Service:
             # A redelivery: the same runs, never new ones. Finish creating any the first delivery did not get to.
             wanted = {r["runId"] for r in recorded}
             runs = [r for r in runs if r.id in wanted]
+        summaries: list[dict[str, Any]] = []
         for run in runs:
             if await self.store.create(run):
                 await self.store.enqueue(run.id, reason="submitted")
+                summaries.append(run_summary(run))
                 continue
             stored = await self.store.load(run.id)
-            if stored is not None and stored[0].status is RunStatus.QUEUED:
+            if stored is None:
+                continue
+            if stored[0].status is RunStatus.QUEUED:
                 await self.store.enqueue(run.id, reason="redelivered while still queued")  # duplicates are harmless
-        summaries = [await self.run_summary(r["runId"]) for r in recorded]
+            summaries.append(run_summary(stored[0]))
         reason = "" if recorded else "no playbook matches this incident"
-        return Submission(created=first, runs=[s for s in summaries if s is not None], unmatched_reason=reason)
-
-    async def run_summary(self, run_id: str) -> dict[str, Any] | None:
-        loaded = await self.store.load(run_id)
-        if loaded is None:
-            return None
-        run = loaded[0]
-        return {"id": run.id, "playbook": run.playbook, "status": run.status.value, "dryRun": run.dry_run,
-                "location": f"/api/runs/{run.id}"}
+        return Submission(created=first, runs=summaries, unmatched_reason=reason)
 
     async def get(self, run_id: str) -> Run | None:
         loaded = await self.store.load(run_id)

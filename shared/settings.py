@@ -62,7 +62,8 @@ class Settings(BaseModel):
     # --- limiters and retries ---
     identity_protection_rps: float = Field(1.0, gt=0, description="Identity Protection requests per second")
     loganalytics_concurrency: int = Field(5, gt=0, description="Concurrent Log Analytics queries")
-    sentinel_writes_per_5min: int = Field(75, gt=0, description="Sentinel incident and comment writes per 5 minutes")
+    sentinel_writes_per_5min: int = Field(75, gt=0, description="Sentinel incident and comment writes per window")
+    sentinel_write_window_seconds: float = Field(300.0, gt=0, description="The Sentinel write window (5 minutes)")
     max_retries: int = Field(4, ge=0, description="Retries of a throttled (429) or unavailable (503) call")
     retry_backoff_seconds: float = Field(1.0, gt=0, description="First backoff when the service sends no Retry-After")
     lro_poll_seconds: float = Field(2.0, gt=0, description="Poll interval of a long-running operation without Retry-After")

@@ -44,7 +44,8 @@ SEVERITY_COLOR = {"High": "Attention", "Medium": "Warning", "Low": "Good", "Info
 
 
 class WebhookParams(BaseModel):
-    model_config = ConfigDict(frozen=True, alias_generator=to_camel, validate_by_name=True)
+    # extra="forbid": a playbook that tries to name a URL gets an error, not a silent post to the configured one
+    model_config = ConfigDict(frozen=True, alias_generator=to_camel, validate_by_name=True, extra="forbid")
 
     title: str = Field(min_length=1, max_length=200)
     text: str = Field("", description="Plain text; cut to 4,000 characters")

@@ -81,7 +81,7 @@ class Limits:
         return cls(
             identity_protection=RateLimiter(settings.identity_protection_rps),
             loganalytics=asyncio.Semaphore(settings.loganalytics_concurrency),
-            sentinel_writes=WindowLimiter(settings.sentinel_writes_per_5min, 300.0),
+            sentinel_writes=WindowLimiter(settings.sentinel_writes_per_5min, settings.sentinel_write_window_seconds),
         )
 
 

@@ -21,6 +21,9 @@ POISON_QUEUE = f"{WORK_QUEUE}-poison"  # the name the Functions runtime gives it
 MAX_VISIBILITY_S = 7 * 24 * 3600  # Azure Storage queues' longest visibility timeout
 
 
+ETAG = "_etag"  # where query results carry each entity's ETag
+
+
 class EntityExists(AzureError):
     pass
 
@@ -111,13 +114,19 @@ class TableStore:
             raise from_sdk("storage", exc) from exc
         return str(metadata["etag"])
 
-    async def transaction(self, guarded: dict[str, Any], etag: str | None, upserts: list[dict[str, Any]]) -> str:
-        """Atomically: replace `guarded` (If-Match etag when given) and upsert the rest, all in one partition."""
+    async def transaction(
+        self, guarded: dict[str, Any], etag: str | None, upserts: list[dict[str, Any]], *, create: bool = False
+    ) -> str:
+        """Atomically, in one partition: create `guarded` (create=True; EntityExists when it exists), or replace it
+        (If-Match etag when given), and upsert the rest. More than 100 operations go in several transactions, the
+        guarded one first."""
         from azure.core import MatchConditions
         from azure.data.tables import TableTransactionError, UpdateMode
 
         operations: list[Any] = []
-        if etag is None:
+        if create:
+            operations.append(("create", guarded))
+        elif etag is None:
             operations.append(("upsert", guarded, {"mode": UpdateMode.REPLACE}))
         else:
             operations.append(
@@ -131,6 +140,8 @@ class TableStore:
             try:
                 results = await self._client.submit_transaction(chunk)
             except TableTransactionError as exc:
+                if create and start == 0 and (getattr(exc, "status_code", None) == 409 or "EntityAlreadyExists" in str(exc)):
+                    raise EntityExists("storage", 409, "EntityAlreadyExists", guarded["RowKey"]) from exc
                 if getattr(exc, "status_code", None) == 412 or "UpdateConditionNotSatisfied" in str(exc):
                     raise PreconditionFailed("storage", 412, "UpdateConditionNotSatisfied", guarded["RowKey"]) from exc
                 raise from_sdk("storage", exc) from exc
@@ -143,7 +154,7 @@ class TableStore:
     async def query(self, query_filter: str, parameters: dict[str, Any] | None = None) -> AsyncIterator[dict[str, Any]]:
         try:
             async for entity in self._client.query_entities(query_filter, parameters=parameters or {}):
-                yield dict(entity)
+                yield {**entity, ETAG: entity.metadata.get("etag")}
         except Exception as exc:
             raise from_sdk("storage", exc) from exc
 

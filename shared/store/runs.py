@@ -25,6 +25,7 @@ from shared.azure.storage import (
     POISON_QUEUE,
     RUNS_TABLE,
     WORK_QUEUE,
+    ETAG,
     EntityExists,
     StorageConnection,
     TableStore,
@@ -106,22 +107,13 @@ class RunStore:
 
     async def create(self, run: Run) -> bool:
         """Creates the run with its steps; False when a run with that id already exists (a redelivery)."""
+        steps = [self._step_entity(run.id, i, s) for i, s in enumerate(run.steps)]
         try:
-            await self.runs.create(self._header(run))
+            await self.runs.transaction(self._header(run), None, steps, create=True)
         except EntityExists:
             return False
-        steps = [self._step_entity(run.id, i, s) for i, s in enumerate(run.steps)]
-        if steps:
-            _, etag = await self._header_etag(run.id)
-            await self.runs.transaction(self._header(run), etag, steps)
         self._saved[run.id] = {s.id: json.dumps(s.model_dump(mode="json", by_alias=True)) for s in run.steps}
         return True
-
-    async def _header_etag(self, run_id: str) -> tuple[dict[str, Any], str]:
-        found = await self.runs.get(run_id, "run")
-        if found is None:
-            raise KeyError(run_id)
-        return found
 
     async def load(self, run_id: str) -> tuple[Run, str] | None:
         header: dict[str, Any] | None = None
@@ -134,9 +126,7 @@ class RunStore:
                 steps.append((int(entity["Order"]), unpack(entity)))
         if header is None:
             return None
-        found = await self.runs.get(run_id, "run")  # the query does not return ETags in a form we can rely on
-        assert found is not None
-        header, etag = found
+        etag = str(header[ETAG])
         body = unpack(header)
         body["steps"] = [s for _, s in sorted(steps, key=lambda item: item[0])]
         run = Run.model_validate(body)

@@ -20,10 +20,14 @@ MEGAN = "1c9f2b8e-4a3d-4e6f-8b1c-2d3e4f5a6b02"
 ALEX = "1c9f2b8e-4a3d-4e6f-8b1c-2d3e4f5a6b03"
 LEE = "1c9f2b8e-4a3d-4e6f-8b1c-2d3e4f5a6b04"
 BREAKGLASS = "1c9f2b8e-4a3d-4e6f-8b1c-2d3e4f5a6b05"
-VM_WEB = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-prod-web/providers/Microsoft.Compute/virtualMachines/vm-web-01"
+VM_WEB = (
+    f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-prod-web/providers/Microsoft.Compute/virtualMachines/vm-web-01"
+)
 VM_DEV = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-dev/providers/Microsoft.Compute/virtualMachines/vm-dev-02"
 NSG_PERIMETER = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-network/providers/Microsoft.Network/networkSecurityGroups/nsg-perimeter"
-CAPTURE_STORAGE = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-soc/providers/Microsoft.Storage/storageAccounts/stcontosocaptures"
+CAPTURE_STORAGE = (
+    f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-soc/providers/Microsoft.Storage/storageAccounts/stcontosocaptures"
+)
 
 
 def cloud_settings(cloud: CloudHandle, **overrides: Any) -> Settings:

@@ -165,9 +165,7 @@ async def test_disable_user_dry_run_reports_and_writes_nothing(make_context: Con
 async def test_breakglass_is_protected_by_object_id(make_context: ContextFactory, cloud: CloudHandle):
     outcome = await executor.respond(make_context(), "entra.disable_user", account(BREAKGLASS), key="k")
     assert outcome.status is Status.SKIPPED
-    assert outcome.reason == (
-        "guardrail: user Emergency Access 01 is protected by object id (RIPOSTE_PROTECTED_USERS)"
-    )
+    assert outcome.reason == ("guardrail: user Emergency Access 01 is protected by object id (RIPOSTE_PROTECTED_USERS)")
     assert cloud.writes() == []
     assert tenant_user(cloud, BREAKGLASS)["accountEnabled"] is True
 
@@ -334,7 +332,9 @@ async def test_revoke_sessions_dry_run_writes_nothing(make_context: ContextFacto
 
 def test_catalogue_describes_the_entra_actions():
     catalogue = registry.catalogue()
-    disable, enable, revoke = (catalogue[n].spec for n in ("entra.disable_user", "entra.enable_user", "entra.revoke_sessions"))
+    disable, enable, revoke = (
+        catalogue[n].spec for n in ("entra.disable_user", "entra.enable_user", "entra.revoke_sessions")
+    )
     assert (disable.reversible, disable.destructive) == (True, True)
     assert (enable.reversible, enable.destructive) == (True, False)
     assert (revoke.reversible, revoke.destructive) == (False, True) and revoke.undo_hint

@@ -164,9 +164,7 @@ async def test_confirm_compromised_of_a_user_with_no_risk_record(make_context: C
 
 
 async def test_confirm_compromised_dry_run_writes_nothing(make_context: ContextFactory, cloud: CloudHandle):
-    outcome = await executor.respond(
-        make_context(dry_run=True), "identity.confirm_compromised", account(ALEX), key="k"
-    )
+    outcome = await executor.respond(make_context(dry_run=True), "identity.confirm_compromised", account(ALEX), key="k")
     assert outcome.status is Status.DRY_RUN
     assert outcome.intended == {"riskState": "confirmedCompromised", "riskLevel": "high"}
     assert "IdentityRiskyUser.ReadWrite.All" in {c.permission.name for c in outcome.permissions}
