@@ -26,7 +26,11 @@ from harness import ROOT, add_accounts, dump, percentile, stack, trigger_body
 
 LATENCY_MS = 50
 BENCH_PLAYBOOKS = str(Path(__file__).parent / "playbooks")
-FAST = {"RIPOSTE_HOST_MAX_POLLING_S": "0.05", "RIPOSTE_LRO_POLL_SECONDS": "0.05", "RIPOSTE_RETRY_BACKOFF_SECONDS": "0.1"}
+FAST = {
+    "RIPOSTE_HOST_MAX_POLLING_S": "0.05",
+    "RIPOSTE_LRO_POLL_SECONDS": "0.05",
+    "RIPOSTE_RETRY_BACKOFF_SECONDS": "0.1",
+}
 
 
 def wait_finished(client: httpx.Client, run_id: str, timeout: float = 600, interval: float = 0.01) -> tuple[float, Any]:
@@ -40,50 +44,76 @@ def wait_finished(client: httpx.Client, run_id: str, timeout: float = 600, inter
         time.sleep(interval)
 
 
+def longest_chain(step_id: str, steps: dict[str, Any], rounds: dict[str, int], memo: dict[str, int]) -> int:
+    """Rounds on the longest dependency chain ending at step_id."""
+    if step_id not in memo:
+        before = max((longest_chain(n, steps, rounds, memo) for n in steps[step_id]["needs"]), default=0)
+        memo[step_id] = rounds[step_id] + before
+    return memo[step_id]
+
+
 def critical_path() -> dict[str, Any]:
     sample = (ROOT / "local/samples/sentinel-incident-compromised-account.json").read_bytes()
     ratios: list[float] = []
     details: dict[str, Any] = {}
-    with stack(RIPOSTE_IDENTITY_PROTECTION_RPS="100", **FAST) as running, running.admin() as admin, \
-            running.client() as client:
+    with (
+        stack(RIPOSTE_IDENTITY_PROTECTION_RPS="100", **FAST) as running,
+        running.admin() as admin,
+        running.client() as client,
+    ):
         for attempt in range(3):
             admin.post("/reset").raise_for_status()
             admin.delete("/faults")
             admin.post("/faults", json={"match": "* /*", "latency": {"fixedMs": LATENCY_MS}}).raise_for_status()
             client.get("/api/playbooks")  # warm the catalogue, as a running app has it
             started = time.perf_counter()
-            response = client.post("/api/incidents", content=sample, headers={
-                "content-type": "application/json", "Idempotency-Key": f"critical-{attempt}-{time.time()}"})
+            response = client.post(
+                "/api/incidents",
+                content=sample,
+                headers={"content-type": "application/json", "Idempotency-Key": f"critical-{attempt}-{time.time()}"},
+            )
             run_id = response.json()["runs"][0]["id"]
             finished, run = wait_finished(client, run_id)
             elapsed = finished - started
             steps = {s["id"]: s for s in run["steps"]}
-            rounds = {sid: max(0, round(((s["endedAt"] or 0) - (s["startedAt"] or 0)) * 1000 / LATENCY_MS))
-                      for sid, s in steps.items()}
-            memo: dict[str, int] = {}
-
-            def longest(step_id: str) -> int:
-                if step_id not in memo:
-                    memo[step_id] = rounds[step_id] + max((longest(n) for n in steps[step_id]["needs"]), default=0)
-                return memo[step_id]
-
-            chain_rounds = max(longest(s) for s in steps)
+            rounds = {
+                sid: max(0, round(((s["endedAt"] or 0) - (s["startedAt"] or 0)) * 1000 / LATENCY_MS))
+                for sid, s in steps.items()
+            }
+            chain_rounds = max(longest_chain(s, steps, rounds, {}) for s in steps)
             path_s = chain_rounds * LATENCY_MS / 1000
             ratios.append(elapsed / path_s)
-            details = {"status": run["status"], "rounds per step": rounds, "critical path rounds": chain_rounds,
-                       "critical path s": round(path_s, 3), "intake to finished s": round(elapsed, 3)}
-    return {"critical-path ratio (median of 3)": round(statistics.median(ratios), 2), "target": "<= 1.3",
-            "ratios": [round(r, 2) for r in ratios], "last run": details}
+            details = {
+                "status": run["status"],
+                "rounds per step": rounds,
+                "critical path rounds": chain_rounds,
+                "critical path s": round(path_s, 3),
+                "intake to finished s": round(elapsed, 3),
+            }
+    return {
+        "critical-path ratio (median of 3)": round(statistics.median(ratios), 2),
+        "target": "<= 1.3",
+        "ratios": [round(r, 2) for r in ratios],
+        "last run": details,
+    }
 
 
 def burst(count: int = 500, limited: bool = False) -> dict[str, Any]:
-    settings = dict(FAST, RIPOSTE_PLAYBOOKS_DIR=BENCH_PLAYBOOKS, RIPOSTE_DESTRUCTIVE_ACTIONS_PER_HOUR="100000",
-                    RIPOSTE_IDENTITY_PROTECTION_RPS="1000", RIPOSTE_SENTINEL_WRITES_PER_5MIN="100000")
+    settings = dict(
+        FAST,
+        RIPOSTE_PLAYBOOKS_DIR=BENCH_PLAYBOOKS,
+        RIPOSTE_DESTRUCTIVE_ACTIONS_PER_HOUR="100000",
+        RIPOSTE_IDENTITY_PROTECTION_RPS="1000",
+        RIPOSTE_SENTINEL_WRITES_PER_5MIN="100000",
+    )
     scale = 60.0
     if limited:
         # The real limits sped up 60 times: Identity Protection 1/s -> 60/s; Sentinel 75 writes per 5 min -> per 5 s.
-        settings.update(RIPOSTE_IDENTITY_PROTECTION_RPS=str(1.0 * scale), RIPOSTE_SENTINEL_WRITES_PER_5MIN="75",
-                        RIPOSTE_SENTINEL_WRITE_WINDOW_SECONDS=str(300 / scale))
+        settings.update(
+            RIPOSTE_IDENTITY_PROTECTION_RPS=str(1.0 * scale),
+            RIPOSTE_SENTINEL_WRITES_PER_5MIN="75",
+            RIPOSTE_SENTINEL_WRITE_WINDOW_SECONDS=str(300 / scale),
+        )
     with stack(**settings) as running, running.admin() as admin:
         accounts = add_accounts(admin, count)
         admin.delete("/requests")
@@ -132,16 +162,21 @@ def burst(count: int = 500, limited: bool = False) -> dict[str, Any]:
             "429s from the cloud": throttled,
         }
         if limited:
-            # Per run: Identity Protection risk GET, detections GET, confirm (GET + POST) = 4 calls; Sentinel: 1 comment.
-            allowed = min(1.0 * scale / 4, 75 / (300 / scale) / 1)
+            # Per run: 4 Identity Protection calls (risk GET, detections GET, confirm's GET and POST) at 1/s each;
+            # 1 Sentinel write (the comment) of 75 per 5 minutes. Both sped up `scale` times.
+            allowed = min(1.0 * scale / 4, 75 / (300 / scale))
             figures["limit-bound max runs/s"] = round(allowed, 2)
             figures["throughput fraction of the limits"] = round(figures["runs/s"] / allowed, 2)
         return figures
 
 
 def storm(count: int = 100) -> dict[str, Any]:
-    settings = dict(FAST, RIPOSTE_PLAYBOOKS_DIR=BENCH_PLAYBOOKS, RIPOSTE_DESTRUCTIVE_ACTIONS_PER_HOUR="100000",
-                    RIPOSTE_IDENTITY_PROTECTION_RPS="1000")
+    settings = dict(
+        FAST,
+        RIPOSTE_PLAYBOOKS_DIR=BENCH_PLAYBOOKS,
+        RIPOSTE_DESTRUCTIVE_ACTIONS_PER_HOUR="100000",
+        RIPOSTE_IDENTITY_PROTECTION_RPS="1000",
+    )
     with stack(**settings) as running, running.admin() as admin:
         accounts = add_accounts(admin, count, prefix="storm", block=1)
         admin.delete("/requests")
@@ -166,7 +201,8 @@ def storm(count: int = 100) -> dict[str, Any]:
                 writes[(entry["method"], entry["path"].split("?")[0])] += 1
         per_action = Counter(writes.values())
         return {
-            "incidents": count, "deliveries": 3 * count,
+            "incidents": count,
+            "deliveries": 3 * count,
             "runs created": sum(len(ids) for ids in runs.values()),
             "incidents with more than one run": sum(1 for ids in runs.values() if len(ids) != 1),
             "successful writes per (method, path): how many targets got N": dict(per_action),

@@ -73,26 +73,41 @@ def stack(**settings: str) -> Iterator[Stack]:
     ports = (free_port(), free_port(), free_port())
     processes: list[subprocess.Popen[bytes]] = []
     try:
-        azurite = subprocess.Popen(azurite_command(*ports), cwd=ROOT, stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL)
+        azurite = subprocess.Popen(
+            azurite_command(*ports), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         processes.append(azurite)
         cloud_port = free_port()
         cloud_env = dict(os.environ, RIPOSTE_STATE_DIR=str(state))
-        cloud = subprocess.Popen([sys.executable, "-m", "local.cloud", "--port", str(cloud_port)], cwd=ROOT,
-                                 env=cloud_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cloud = subprocess.Popen(
+            [sys.executable, "-m", "local.cloud", "--port", str(cloud_port)],
+            cwd=ROOT,
+            env=cloud_env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         processes.append(cloud)
         ca = state / "cloud-ca.pem"
         cloud_url = f"https://127.0.0.1:{cloud_port}"
-        _wait(lambda: ca.exists() and httpx.get(f"{cloud_url}/_admin/connection", verify=str(ca)).status_code == 200,
-              "emulated cloud", cloud)
+        _wait(
+            lambda: ca.exists() and httpx.get(f"{cloud_url}/_admin/connection", verify=str(ca)).status_code == 200,
+            "emulated cloud",
+            cloud,
+        )
         host_port = free_port()
         env = dict(os.environ)
         env.update(riposte_environment(cloud_url, str(ca), storage_connection_string(*ports)))
-        env.update(RIPOSTE_FUNCTION_KEY=FUNCTION_KEY, RIPOSTE_HOST_PORT=str(host_port), RIPOSTE_STATE_DIR=str(state),
-                   PYTHONUNBUFFERED="1", **settings)
+        env.update(
+            RIPOSTE_FUNCTION_KEY=FUNCTION_KEY,
+            RIPOSTE_HOST_PORT=str(host_port),
+            RIPOSTE_STATE_DIR=str(state),
+            PYTHONUNBUFFERED="1",
+            **settings,
+        )
         log = open(state / "host.log", "wb")  # noqa: SIM115 - the host process writes it until the end
-        host = subprocess.Popen([sys.executable, "-m", "local.host"], cwd=ROOT, env=env, stdout=log,
-                                stderr=subprocess.STDOUT)
+        host = subprocess.Popen(
+            [sys.executable, "-m", "local.host"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
         processes.append(host)
         host_url = f"http://127.0.0.1:{host_port}"
         _wait(lambda: httpx.get(f"{host_url}/api/health").status_code == 200, "functions host", host)
@@ -110,18 +125,35 @@ def stack(**settings: str) -> Iterator[Stack]:
 def add_accounts(admin: httpx.Client, count: int, prefix: str = "burst", block: int = 0) -> list[dict[str, str]]:
     """Adds `count` users and one Sentinel incident naming each; returns [{user, incident, n}]."""
     doc = admin.get("/tenant").json()
-    workspace = ("/subscriptions/8c2b5f0e-3d4a-4b6c-9a1e-7f2d3c4b5a60/resourceGroups/rg-soc/providers/"
-                 "Microsoft.OperationalInsights/workspaces/law-sentinel/providers/Microsoft.SecurityInsights")
+    workspace = (
+        "/subscriptions/8c2b5f0e-3d4a-4b6c-9a1e-7f2d3c4b5a60/resourceGroups/rg-soc/providers/"
+        "Microsoft.OperationalInsights/workspaces/law-sentinel/providers/Microsoft.SecurityInsights"
+    )
     made = []
     for n in range(count):
         user = f"7b{block:02d}0000-0000-4000-8000-{n:012d}"
         guid = f"9c{block:02d}0000-0000-4000-8000-{n:012d}"
-        doc["graph"]["users"].append({"id": user, "userPrincipalName": f"{prefix}{n:04d}@contoso.com",
-                                      "displayName": f"{prefix} {n}", "accountEnabled": True, "userType": "Member"})
-        doc["sentinel"]["incidents"].append({
-            "id": f"{workspace}/Incidents/{guid}", "name": guid,
-            "properties": {"title": f"{prefix} {n}", "severity": "High", "status": "New", "incidentNumber": 50000 + n},
-        })
+        doc["graph"]["users"].append(
+            {
+                "id": user,
+                "userPrincipalName": f"{prefix}{n:04d}@contoso.com",
+                "displayName": f"{prefix} {n}",
+                "accountEnabled": True,
+                "userType": "Member",
+            }
+        )
+        doc["sentinel"]["incidents"].append(
+            {
+                "id": f"{workspace}/Incidents/{guid}",
+                "name": guid,
+                "properties": {
+                    "title": f"{prefix} {n}",
+                    "severity": "High",
+                    "status": "New",
+                    "incidentNumber": 50000 + n,
+                },
+            }
+        )
         made.append({"user": user, "incident": f"{workspace}/Incidents/{guid}", "n": str(n)})
     admin.put("/tenant", json=doc).raise_for_status()
     return made
@@ -131,16 +163,37 @@ def trigger_body(account: dict[str, str], event_id: str) -> dict[str, Any]:
     """A Sentinel incident trigger body for one of add_accounts' incidents."""
     n = int(account["n"])
     return {
-        "eventUniqueId": event_id, "objectSchemaType": "Incident", "objectEventType": "Create",
-        "workspaceInfo": {"SubscriptionId": "8c2b5f0e-3d4a-4b6c-9a1e-7f2d3c4b5a60", "ResourceGroupName": "rg-soc",
-                          "WorkspaceName": "law-sentinel"},
+        "eventUniqueId": event_id,
+        "objectSchemaType": "Incident",
+        "objectEventType": "Create",
+        "workspaceInfo": {
+            "SubscriptionId": "8c2b5f0e-3d4a-4b6c-9a1e-7f2d3c4b5a60",
+            "ResourceGroupName": "rg-soc",
+            "WorkspaceName": "law-sentinel",
+        },
         "workspaceId": "2b7e4c1d-9f3a-4e5b-8c6d-1a0f9e8d7c6b",
-        "object": {"id": account["incident"], "name": account["incident"].rsplit("/", 1)[-1],
-                   "type": "Microsoft.SecurityInsights/Incidents",
-                   "properties": {"title": f"burst {n}", "severity": "High", "status": "New", "incidentNumber": n,
-                                  "relatedEntities": [{"id": f"e{n}", "kind": "Account", "properties": {
-                                      "accountName": f"user{n}", "upnSuffix": "contoso.com",
-                                      "aadUserId": account["user"]}}]}},
+        "object": {
+            "id": account["incident"],
+            "name": account["incident"].rsplit("/", 1)[-1],
+            "type": "Microsoft.SecurityInsights/Incidents",
+            "properties": {
+                "title": f"burst {n}",
+                "severity": "High",
+                "status": "New",
+                "incidentNumber": n,
+                "relatedEntities": [
+                    {
+                        "id": f"e{n}",
+                        "kind": "Account",
+                        "properties": {
+                            "accountName": f"user{n}",
+                            "upnSuffix": "contoso.com",
+                            "aadUserId": account["user"],
+                        },
+                    }
+                ],
+            },
+        },
     }
 
 

@@ -21,14 +21,13 @@ import re
 import secrets
 import sys
 from collections.abc import Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import azure.functions as func
 from azure.functions import meta
-from contextlib import asynccontextmanager
-from pathlib import Path
-
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -93,8 +92,12 @@ class FunctionsHost:
                 )
             else:
                 self.triggers[name] = TriggerFunction(
-                    name, trigger.get_binding_name(), call, trigger.name,
-                    getattr(trigger, "queue_name", None), getattr(trigger, "connection", None),
+                    name,
+                    trigger.get_binding_name(),
+                    call,
+                    trigger.name,
+                    getattr(trigger, "queue_name", None),
+                    getattr(trigger, "connection", None),
                 )
 
     # --- keys ------------------------------------------------------------------------------------------------------

@@ -61,8 +61,10 @@ def _client(connection_string: str, queue: str) -> Any:
     from azure.storage.queue.aio import QueueClient
 
     return QueueClient.from_connection_string(
-        connection_string, queue,
-        message_encode_policy=TextBase64EncodePolicy(), message_decode_policy=TextBase64DecodePolicy(),
+        connection_string,
+        queue,
+        message_encode_policy=TextBase64EncodePolicy(),
+        message_decode_policy=TextBase64DecodePolicy(),
     )
 
 
@@ -74,8 +76,11 @@ def _decode(message: Any) -> Any:
         "DequeueCount": datum(message.dequeue_count, "int"),
         "PopReceipt": datum(message.pop_receipt, "string"),
     }
-    for key, attr in (("InsertionTime", "inserted_on"), ("ExpirationTime", "expires_on"),
-                      ("NextVisibleTime", "next_visible_on")):
+    for key, attr in (
+        ("InsertionTime", "inserted_on"),
+        ("ExpirationTime", "expires_on"),
+        ("NextVisibleTime", "next_visible_on"),
+    ):
         value = getattr(message, attr, None)
         if value is not None:
             metadata[key] = datum(value.isoformat(), "string")
@@ -85,7 +90,11 @@ def _decode(message: Any) -> Any:
 
 class QueueListener:
     def __init__(
-        self, name: str, queue: str, connection_string: str, invoke: Callable[[Any], Awaitable[None]],
+        self,
+        name: str,
+        queue: str,
+        connection_string: str,
+        invoke: Callable[[Any], Awaitable[None]],
         options: QueueOptions,
     ) -> None:
         self.name = name
@@ -142,8 +151,9 @@ class QueueListener:
             # the runtime moves such a message to the poison queue without running it again.
             await poison.send_message(str(message.content))
             await client.delete_message(message.id, receipt["value"])
-            log.error("message %s moved to %s-poison after %s deliveries", message.id, self.queue,
-                      message.dequeue_count)
+            log.error(
+                "message %s moved to %s-poison after %s deliveries", message.id, self.queue, message.dequeue_count
+            )
             return
 
         async def keep_invisible() -> None:

@@ -31,7 +31,7 @@ console = Console(highlight=False, soft_wrap=True)
 
 # Azurite's well-known development account (public, documented by Microsoft; not a secret).
 DEV_ACCOUNT = "devstoreaccount1"
-DEV_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="  # noqa: S105
+DEV_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 
 # The demo tenant's facts, as a SOC would set them on a deployed Function App (see local/cloud/tenants/demo.yaml).
 DEMO_SUBSCRIPTION = "8c2b5f0e-3d4a-4b6c-9a1e-7f2d3c4b5a60"
@@ -59,9 +59,24 @@ def storage_connection_string(blob: int, queue: int, table: int) -> str:
 
 def azurite_command(blob: int, queue: int, table: int) -> list[str]:
     return [
-        str(ROOT / "node_modules" / ".bin" / "azurite"), "--inMemoryPersistence", "--silent", "--loose",
-        "--skipApiVersionCheck", "--disableTelemetry", "--blobHost", "127.0.0.1", "--queueHost", "127.0.0.1",
-        "--tableHost", "127.0.0.1", "--blobPort", str(blob), "--queuePort", str(queue), "--tablePort", str(table),
+        str(ROOT / "node_modules" / ".bin" / "azurite"),
+        "--inMemoryPersistence",
+        "--silent",
+        "--loose",
+        "--skipApiVersionCheck",
+        "--disableTelemetry",
+        "--blobHost",
+        "127.0.0.1",
+        "--queueHost",
+        "127.0.0.1",
+        "--tableHost",
+        "127.0.0.1",
+        "--blobPort",
+        str(blob),
+        "--queuePort",
+        str(queue),
+        "--tablePort",
+        str(table),
     ]
 
 
@@ -106,8 +121,9 @@ class Stack:
 
     def environment(self) -> dict[str, str]:
         env = dict(os.environ)
-        env.update(riposte_environment(self.cloud_url, str(self.ca_path), storage_connection_string(
-            *AZURITE_PORTS.values())))
+        env.update(
+            riposte_environment(self.cloud_url, str(self.ca_path), storage_connection_string(*AZURITE_PORTS.values()))
+        )
         env.update(
             {
                 "RIPOSTE_STATE_DIR": str(self.state_dir),
@@ -225,9 +241,7 @@ class Player:
 
     def __init__(self, stack: Stack) -> None:
         self.stack = stack
-        self.client = httpx.Client(
-            base_url=stack.host_url, headers={"x-functions-key": stack.function_key}, timeout=30
-        )
+        self.client = httpx.Client(base_url=stack.host_url, headers={"x-functions-key": stack.function_key}, timeout=30)
         self.cloud = httpx.Client(base_url=f"{stack.cloud_url}/_admin", verify=str(stack.ca_path), timeout=30)
         self.problems: list[str] = []
 
@@ -264,8 +278,10 @@ class Player:
         entries = self.cloud.get("/requests", params={"since": since}).json()["value"]
         reads = ("/query", "/querystatus", "/entities", "/alerts", "/$batch")
         return [
-            f"{e['method']} {e['path']}" for e in entries
-            if e["method"] in ("PUT", "PATCH", "POST", "DELETE") and not e["path"].lower().endswith(reads)
+            f"{e['method']} {e['path']}"
+            for e in entries
+            if e["method"] in ("PUT", "PATCH", "POST", "DELETE")
+            and not e["path"].lower().endswith(reads)
             and "/msi/" not in e["path"]
         ]
 
@@ -274,9 +290,18 @@ class Player:
         return [r["id"] for r in runs]
 
     def play(self) -> int:
-        handshake = [{"id": "handshake-1", "topic": "local", "subject": "", "eventTime": "2026-01-01T00:00:00Z",
-                      "eventType": "Microsoft.EventGrid.SubscriptionValidationEvent",
-                      "data": {"validationCode": "riposte-demo-code"}, "dataVersion": "1", "metadataVersion": "1"}]
+        handshake = [
+            {
+                "id": "handshake-1",
+                "topic": "local",
+                "subject": "",
+                "eventTime": "2026-01-01T00:00:00Z",
+                "eventType": "Microsoft.EventGrid.SubscriptionValidationEvent",
+                "data": {"validationCode": "riposte-demo-code"},
+                "dataVersion": "1",
+                "metadataVersion": "1",
+            }
+        ]
         console.rule("Event Grid subscription handshake")
         r = self.client.post("/api/events", json=handshake, headers={"aeg-event-type": "SubscriptionValidation"})
         console.print(f"POST /api/events (SubscriptionValidationEvent) -> {r.status_code} {r.text}")
@@ -321,9 +346,12 @@ class Player:
 
         console.rule("6. A Defender for Cloud alert over Event Grid (and the native trigger: one run)")
         answer = self.post_sample("defender-alert-eventgrid.json", "/api/events")
-        r = self.client.post("/runtime/webhooks/eventgrid", params={"functionName": "defender_alert"},
-                             content=(SAMPLES / "defender-alert-eventgrid.json").read_bytes(),
-                             headers={"content-type": "application/json", "aeg-event-type": "Notification"})
+        r = self.client.post(
+            "/runtime/webhooks/eventgrid",
+            params={"functionName": "defender_alert"},
+            content=(SAMPLES / "defender-alert-eventgrid.json").read_bytes(),
+            headers={"content-type": "application/json", "aeg-event-type": "Notification"},
+        )
         console.print(f"POST /runtime/webhooks/eventgrid?functionName=defender_alert -> {r.status_code}")
         for run_id in self.run_ids(answer):
             self.show(self.wait(run_id))
@@ -361,7 +389,9 @@ def main(argv: list[str]) -> int:
             player = Player(stack)
             problems = player.play()
             console.rule()
-            console.print("played the scenarios: " + ("all as expected" if not problems else "; ".join(player.problems)))
+            console.print(
+                "played the scenarios: " + ("all as expected" if not problems else "; ".join(player.problems))
+            )
             stack.print_endpoints()
         return stack.wait_forever()
     except KeyboardInterrupt:

@@ -82,14 +82,18 @@ def show_run(run: dict[str, Any]) -> None:
     for step in sorted(run["steps"], key=lambda s: (s.get("startedAt") or 1e20, s["id"])):
         outcome = step.get("outcome") or {}
         entity = step.get("entity") or {}
-        status = outcome.get("status") if step["kind"] == "action" and outcome.get("status") else step["status"]
+        status = str(outcome.get("status") if step["kind"] == "action" and outcome.get("status") else step["status"])
         undo = step.get("undo") or {}
         detail = step.get("reason") or ""
         if undo:
             detail = f"{detail} / undo: {undo.get('status')} {undo.get('reason', '')}".strip(" /")
         table.add_row(
-            _time(step.get("startedAt")), step["id"], step["uses"],
-            str(entity.get("friendlyName") or entity.get("name") or ""), _styled(status), detail[:100],
+            _time(step.get("startedAt")),
+            step["id"],
+            step["uses"],
+            str(entity.get("friendlyName") or entity.get("name") or ""),
+            _styled(status),
+            detail[:100],
         )
     console.print(table)
 
@@ -106,7 +110,9 @@ def serve() -> None:
 def run(
     playbook: Annotated[str, typer.Argument(help="The playbook's name")],
     incident: Annotated[Path, typer.Option("--incident", exists=True, readable=True, help="An incident payload file")],
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Report what every action would do; change nothing")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Report what every action would do; change nothing")
+    ] = False,
     wait: Annotated[bool, typer.Option("--wait", help="Wait for the run to finish and show its timeline")] = False,
 ) -> None:
     """Run a playbook on an incident."""
@@ -130,8 +136,13 @@ def runs_list(
         body = _check(client.get("/api/runs", params=params))
     table = Table("created", "run", "playbook", "status", "incident", box=None)
     for item in body["value"]:
-        table.add_row(_time(item.get("createdAt")), item["id"], item["playbook"], _styled(item["status"]),
-                      str(item.get("title") or ""))
+        table.add_row(
+            _time(item.get("createdAt")),
+            item["id"],
+            item["playbook"],
+            _styled(item["status"]),
+            str(item.get("title") or ""),
+        )
     console.print(table)
 
 
@@ -187,7 +198,9 @@ def playbooks_list() -> None:
         console.print(f"[bold]{playbook['name']}[/bold] v{playbook['version']}: {playbook['description']}")
         for action in playbook["actions"]:
             needs = ", ".join(p["name"] for p in action["permissions"])
-            flags = "".join([" destructive" if action["destructive"] else "", " reversible" if action["reversible"] else ""])
+            flags = "".join(
+                [" destructive" if action["destructive"] else "", " reversible" if action["reversible"] else ""]
+            )
             console.print(f"  {action['name']:34} {action['kind']:8}{flags}  needs: {needs}")
 
 
@@ -208,8 +221,10 @@ def playbooks_validate(
             for problem in error.problems:
                 console.print(f"[red]✗[/red] {problem}")
             continue
-        console.print(f"[green]✓[/green] {path.name}: {playbook.name} ({len(playbook.enrich)} lookups, "
-                      f"{len(playbook.actions)} actions)")
+        console.print(
+            f"[green]✓[/green] {path.name}: {playbook.name} ({len(playbook.enrich)} lookups, "
+            f"{len(playbook.actions)} actions)"
+        )
     raise typer.Exit(1 if failed else 0)
 
 

@@ -61,8 +61,13 @@ def delivery_key(incident: Incident, idempotency_key: str | None) -> str:
 
 
 def run_summary(run: Run) -> dict[str, Any]:
-    return {"id": run.id, "playbook": run.playbook, "status": run.status.value, "dryRun": run.dry_run,
-            "location": f"/api/runs/{run.id}"}
+    return {
+        "id": run.id,
+        "playbook": run.playbook,
+        "status": run.status.value,
+        "dryRun": run.dry_run,
+        "location": f"/api/runs/{run.id}",
+    }
 
 
 class _Actions:
@@ -117,9 +122,16 @@ class Service:
         now = self.clock()
         run_id = str(uuid.uuid5(RUN_NAMESPACE, f"{key}|{playbook.name}|{dry_run}")) if key else str(uuid.uuid4())
         return Run(
-            id=run_id, playbook=playbook.name, playbook_version=playbook.version, dry_run=dry_run,
-            incident=summary, incident_arm_id=incident.arm_id if incident.is_sentinel_incident else None,
-            delivery_key=key, requested_by=requested_by, created_at=now, updated_at=now,
+            id=run_id,
+            playbook=playbook.name,
+            playbook_version=playbook.version,
+            dry_run=dry_run,
+            incident=summary,
+            incident_arm_id=incident.arm_id if incident.is_sentinel_incident else None,
+            delivery_key=key,
+            requested_by=requested_by,
+            created_at=now,
+            updated_at=now,
             steps=plan_steps(playbook, summary),
         )
 
@@ -139,8 +151,10 @@ class Service:
         else:
             chosen = matching(self.playbooks, incident.summary())
         # A dry run, or a run of a named playbook, is a different request from the plain delivery of the same payload.
-        key = delivery_key(incident, idempotency_key) + (f"|playbook:{playbook}" if playbook else "") + (
-            "|dry-run" if dry_run else ""
+        key = (
+            delivery_key(incident, idempotency_key)
+            + (f"|playbook:{playbook}" if playbook else "")
+            + ("|dry-run" if dry_run else "")
         )
         runs = [self.new_run(p, incident, key=key, dry_run=dry_run, requested_by=requested_by) for p in chosen]
         planned = [{"runId": r.id, "playbook": r.playbook} for r in runs]
@@ -201,9 +215,13 @@ class Service:
             await checkpoint(run)
             return
         ctx = ActionContext(
-            settings=self.settings, azure=azure_clients(self.settings), ledger=self.store.ledger(run.id),
+            settings=self.settings,
+            azure=azure_clients(self.settings),
+            ledger=self.store.ledger(run.id),
             budget=self.store.destructive_budget(self.settings.destructive_actions_per_hour),
-            run_id=run.id, incident_id=run.incident_arm_id, dry_run=run.dry_run,
+            run_id=run.id,
+            incident_id=run.incident_arm_id,
+            dry_run=run.dry_run,
         )
         runner = Runner(playbook, _Actions(ctx), checkpoint, self.clock)
         try:
@@ -237,12 +255,23 @@ class Service:
         run.finished_at = self.clock()
         await self.store.save(run, etag)
         if run.incident_arm_id:
-            ctx = ActionContext(settings=self.settings, azure=azure_clients(self.settings),
-                                ledger=self.store.ledger(run.id), run_id=run.id, incident_id=run.incident_arm_id)
-            message = (f"Riposte run {run.id} ({run.playbook}) failed and was stopped: {reason}. "
-                       "Actions it completed are listed in the run; roll back with POST /api/runs/{id}/rollback.")
-            await executor.respond(ctx, "sentinel.add_comment",
-                                   {"incident_id": run.incident_arm_id, "text": message}, key=f"{run.id}:poisoned")
+            ctx = ActionContext(
+                settings=self.settings,
+                azure=azure_clients(self.settings),
+                ledger=self.store.ledger(run.id),
+                run_id=run.id,
+                incident_id=run.incident_arm_id,
+            )
+            message = (
+                f"Riposte run {run.id} ({run.playbook}) failed and was stopped: {reason}. "
+                "Actions it completed are listed in the run; roll back with POST /api/runs/{id}/rollback."
+            )
+            await executor.respond(
+                ctx,
+                "sentinel.add_comment",
+                {"incident_id": run.incident_arm_id, "text": message},
+                key=f"{run.id}:poisoned",
+            )
 
     # --- analysts -------------------------------------------------------------------------------------------------
 

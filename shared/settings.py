@@ -66,7 +66,9 @@ class Settings(BaseModel):
     sentinel_write_window_seconds: float = Field(300.0, gt=0, description="The Sentinel write window (5 minutes)")
     max_retries: int = Field(4, ge=0, description="Retries of a throttled (429) or unavailable (503) call")
     retry_backoff_seconds: float = Field(1.0, gt=0, description="First backoff when the service sends no Retry-After")
-    lro_poll_seconds: float = Field(2.0, gt=0, description="Poll interval of a long-running operation without Retry-After")
+    lro_poll_seconds: float = Field(
+        2.0, gt=0, description="Poll interval of a long-running operation without Retry-After"
+    )
     enrichment_timeout_seconds: float = Field(30.0, gt=0, description="Time limit of one enrichment")
 
     # --- the engine ---

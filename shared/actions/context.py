@@ -39,7 +39,12 @@ class MemoryLedger:
         return self.entries.get(key)
 
     async def put_intent(self, key: str, action: str, plan: Plan) -> None:
-        self.entries[key] = {"action": action, "state": "intent", "plan": plan.model_dump(mode="json"), "at": time.time()}
+        self.entries[key] = {
+            "action": action,
+            "state": "intent",
+            "plan": plan.model_dump(mode="json"),
+            "at": time.time(),
+        }
 
     async def put_outcome(self, key: str, outcome: Outcome) -> None:
         entry = self.entries.setdefault(key, {"action": outcome.action})

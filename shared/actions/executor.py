@@ -58,7 +58,7 @@ async def respond(
 ) -> Outcome:
     """Runs a responder under the safety rules. preview=True stops after the guardrail check, like a dry run, so
     the engine learns that a guardrail protects a target before it asks an analyst to approve acting on it."""
-    base = {"action": name, "idempotency_key": key}
+    base: dict[str, Any] = {"action": name, "idempotency_key": key}
     try:
         registered = registry.get(name)
     except KeyError as error:
@@ -84,15 +84,24 @@ async def respond(
         assert ctx.guardrails is not None
         guarded = ctx.guardrails.blocked(plan.target)
         checks = await _permission_checks(ctx, spec, plan) if ctx.dry_run else ()
-        common = dict(base, target=plan.target, prior=plan.prior, intended=plan.intended, permissions=checks)
+        common: dict[str, Any] = dict(
+            base, target=plan.target, prior=plan.prior, intended=plan.intended, permissions=checks
+        )
         if guarded:
             return Outcome(**common, status=Status.SKIPPED, reason=f"guardrail: {guarded}")
         if ctx.dry_run or preview:
             reason = plan.reason or ("already in the intended state" if plan.noop else "would change")
             return Outcome(**common, status=Status.DRY_RUN, reason=reason)
+        interrupted = previous is not None and previous.get("state") == "intent"
+        if (plan.noop or replayed) and interrupted:
+            # Our own earlier attempt made the write, then died before recording it: it is DONE (and undoable, with
+            # the prior state recorded before that attempt), not merely "already so".
+            reason = "completed by an earlier attempt that was interrupted before recording it"
+            outcome = Outcome(**common, status=Status.DONE, reason=reason, result={"replayed": True})
+            await ctx.ledger.put_outcome(key, outcome)
+            return outcome
         if plan.noop or replayed:
-            reason = "an earlier attempt made this change before it was interrupted" if replayed else plan.reason
-            outcome = Outcome(**common, status=Status.ALREADY_DONE, reason=reason or "already as intended")
+            outcome = Outcome(**common, status=Status.ALREADY_DONE, reason=plan.reason or "already as intended")
             await ctx.ledger.put_outcome(key, outcome)
             return outcome
         if spec.destructive and previous is None:

@@ -18,7 +18,9 @@ class Permission(_Model):
 
     kind: Literal["graph", "azure_role"]
     name: str  # User.EnableDisableAccount.All / Network Contributor
-    operation: str = ""  # for Azure roles: the RBAC operation checked, e.g. Microsoft.Network/networkSecurityGroups/write
+    operation: str = (
+        ""  # for Azure roles: the RBAC operation checked, e.g. Microsoft.Network/networkSecurityGroups/write
+    )
 
 
 def graph_permission(name: str) -> Permission:

@@ -67,7 +67,9 @@ def responder(
     destructive: bool,
     undo_hint: str = "",
 ) -> Callable[[T], T]:
-    return _attach(ActionSpec(name, "respond", summary, params, permissions, target, reversible, destructive, undo_hint))
+    return _attach(
+        ActionSpec(name, "respond", summary, params, permissions, target, reversible, destructive, undo_hint)
+    )
 
 
 @dataclass(frozen=True)

@@ -12,5 +12,5 @@ def caller(req: func.HttpRequest) -> str:
     if os.environ.get("RIPOSTE_TRUST_APP_SERVICE_AUTH", "").lower() == "true":
         name = req.headers.get("x-ms-client-principal-name")
         if name:
-            return name
+            return str(name)
     return "function-key"

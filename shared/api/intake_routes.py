@@ -30,11 +30,14 @@ async def post_events(req: func.HttpRequest) -> func.HttpResponse:
     settings = get_settings()
     try:
         payload = decode_json_body(
-            req.get_body(), req.headers.get("content-type"), max_bytes=settings.max_body_bytes,
+            req.get_body(),
+            req.headers.get("content-type"),
+            max_bytes=settings.max_body_bytes,
             max_depth=settings.max_json_depth,
         )
-        delivery = parse_delivery(payload, max_entities=settings.max_entities,
-                                  max_events=settings.max_events_per_delivery)
+        delivery = parse_delivery(
+            payload, max_entities=settings.max_entities, max_events=settings.max_events_per_delivery
+        )
     except IntakeError as error:
         return intake_error_response(error)
     if delivery.validation_code is not None:
@@ -45,8 +48,7 @@ async def post_events(req: func.HttpRequest) -> func.HttpResponse:
     dry_run = (req.params.get("dryRun") or "").lower() == "true"  # a subscription can be pointed at dry runs
     for incident in delivery.incidents:
         submission = await service.submit(incident, dry_run=dry_run)  # the Event Grid event id is the dedup key
-        accepted.append({"incident": incident.summary(), "runs": submission.runs,
-                         "duplicate": not submission.created})
+        accepted.append({"incident": incident.summary(), "runs": submission.runs, "duplicate": not submission.created})
     return json_response({"status": "accepted", "incidents": accepted, "ignored": delivery.ignored}, 202)
 
 

@@ -87,7 +87,7 @@ async def list_runs(req: func.HttpRequest) -> func.HttpResponse:
         limit = max(1, min(int(req.params.get("limit", "50")), 500))
     except ValueError:
         return error_response(400, "InvalidValue", "limit must be a whole number.", "limit")
-    runs = await service.store.list(limit=limit, status=req.params.get("status"))
+    runs = await service.store.list_runs(limit=limit, status=req.params.get("status"))
     keys = ("id", "playbook", "status", "dryRun", "createdAt", "finishedAt", "reason", "incidentArmId")
     return json_response({"value": [{k: r.get(k) for k in keys} | {"title": r["incident"].get("title")} for r in runs]})
 
@@ -102,7 +102,7 @@ async def decide(req: func.HttpRequest, decision: str) -> func.HttpResponse:
     if not isinstance(body, dict):
         return error_response(400, "InvalidValue", "The body must be a JSON object.", "body")
     step, comment = body.get("step"), body.get("comment", "")
-    if step is not None and not isinstance(step, str) or not isinstance(comment, str):
+    if (step is not None and not isinstance(step, str)) or not isinstance(comment, str):
         return error_response(400, "InvalidValue", "step and comment must be strings.", "step")
     service = await get_service()
     try:
@@ -185,8 +185,11 @@ async def manual_run(req: func.HttpRequest) -> func.HttpResponse:
         error.target = f"incident.{error.target}" if "incident" in body else error.target
         return intake_error_response(error)
     return await submit_incident(
-        incident, playbook=req.route_params["name"], dry_run=dry_run,
-        idempotency_key=req.headers.get("idempotency-key"), by=caller(req),
+        incident,
+        playbook=req.route_params["name"],
+        dry_run=dry_run,
+        idempotency_key=req.headers.get("idempotency-key"),
+        by=caller(req),
     )
 
 
@@ -194,7 +197,8 @@ def _synthetic_alert(body: dict[str, Any]) -> dict[str, Any]:
     """Bare entities become a SecurityAlert so they go through the same intake as everything else."""
     title = body.get("title", "Manual run")
     return {
-        "SystemAlertId": "manual-" + hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:32],
+        "SystemAlertId": "manual-"
+        + hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:32],
         "AlertDisplayName": title if isinstance(title, str) else "Manual run",
         "Severity": body.get("severity", "Medium"),
         "Status": "New",

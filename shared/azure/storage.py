@@ -90,7 +90,9 @@ class TableStore:
         try:
             metadata = await self._client.create_entity(entity)
         except ResourceExistsError as exc:
-            raise EntityExists("storage", 409, "EntityAlreadyExists", f"{entity['PartitionKey']}/{entity['RowKey']}") from exc
+            raise EntityExists(
+                "storage", 409, "EntityAlreadyExists", f"{entity['PartitionKey']}/{entity['RowKey']}"
+            ) from exc
         except Exception as exc:
             raise from_sdk("storage", exc) from exc
         return str(metadata["etag"])
@@ -130,8 +132,11 @@ class TableStore:
             operations.append(("upsert", guarded, {"mode": UpdateMode.REPLACE}))
         else:
             operations.append(
-                ("update", guarded, {"mode": UpdateMode.REPLACE, "etag": etag,
-                                     "match_condition": MatchConditions.IfNotModified})
+                (
+                    "update",
+                    guarded,
+                    {"mode": UpdateMode.REPLACE, "etag": etag, "match_condition": MatchConditions.IfNotModified},
+                )
             )
         operations.extend(("upsert", e, {"mode": UpdateMode.REPLACE}) for e in upserts)
         etag_out = ""
@@ -140,7 +145,11 @@ class TableStore:
             try:
                 results = await self._client.submit_transaction(chunk)
             except TableTransactionError as exc:
-                if create and start == 0 and (getattr(exc, "status_code", None) == 409 or "EntityAlreadyExists" in str(exc)):
+                if (
+                    create
+                    and start == 0
+                    and (getattr(exc, "status_code", None) == 409 or "EntityAlreadyExists" in str(exc))
+                ):
                     raise EntityExists("storage", 409, "EntityAlreadyExists", guarded["RowKey"]) from exc
                 if getattr(exc, "status_code", None) == 412 or "UpdateConditionNotSatisfied" in str(exc):
                     raise PreconditionFailed("storage", 412, "UpdateConditionNotSatisfied", guarded["RowKey"]) from exc
@@ -177,7 +186,10 @@ class WorkQueue:
         from azure.storage.queue import TextBase64DecodePolicy, TextBase64EncodePolicy
         from azure.storage.queue.aio import QueueClient
 
-        policies = {"message_encode_policy": TextBase64EncodePolicy(), "message_decode_policy": TextBase64DecodePolicy()}
+        policies: dict[str, Any] = {
+            "message_encode_policy": TextBase64EncodePolicy(),
+            "message_decode_policy": TextBase64DecodePolicy(),
+        }
         if connection.connection_string:
             self._client = QueueClient.from_connection_string(connection.connection_string, name, **policies)
         else:
@@ -207,7 +219,9 @@ class WorkQueue:
                 messages_per_page=max_messages, max_messages=max_messages, visibility_timeout=visibility_s
             ):
                 messages.append(
-                    QueueMessage(message.id, message.pop_receipt or "", str(message.content), message.dequeue_count or 1)
+                    QueueMessage(
+                        message.id, message.pop_receipt or "", str(message.content), message.dequeue_count or 1
+                    )
                 )
         except Exception as exc:
             raise from_sdk("storage", exc) from exc

@@ -41,8 +41,14 @@ def plan_steps(playbook: Playbook, incident: dict[str, Any]) -> list[StepState]:
         for n, (instance_id, entity) in enumerate(instances[step.id]):
             index = n if step.for_each else None
             steps.append(
-                StepState(id=instance_id, step=step.id, kind="enrich", uses=step.uses, entity=entity,
-                          needs=needed(step.for_each, index, step.needs))
+                StepState(
+                    id=instance_id,
+                    step=step.id,
+                    kind="enrich",
+                    uses=step.uses,
+                    entity=entity,
+                    needs=needed(step.for_each, index, step.needs),
+                )
             )
             enrichment_ids.append(instance_id)
     action_ids: list[str] = []
@@ -51,12 +57,23 @@ def plan_steps(playbook: Playbook, incident: dict[str, Any]) -> list[StepState]:
             index = n if action.for_each else None
             own = needed(action.for_each, index, action.needs)
             steps.append(
-                StepState(id=instance_id, step=action.id, kind="action", uses=action.uses, entity=entity,
-                          needs=list(dict.fromkeys([*enrichment_ids, *own])))
+                StepState(
+                    id=instance_id,
+                    step=action.id,
+                    kind="action",
+                    uses=action.uses,
+                    entity=entity,
+                    needs=list(dict.fromkeys([*enrichment_ids, *own])),
+                )
             )
             action_ids.append(instance_id)
     steps.append(
-        StepState(id=WRITEBACK, step=WRITEBACK, kind="writeback", uses="sentinel.add_comment",
-                  needs=[*enrichment_ids, *action_ids])
+        StepState(
+            id=WRITEBACK,
+            step=WRITEBACK,
+            kind="writeback",
+            uses="sentinel.add_comment",
+            needs=[*enrichment_ids, *action_ids],
+        )
     )
     return steps

@@ -225,7 +225,8 @@ class Runner:
                 return None
             step.status = StepStatus.AWAITING_APPROVAL
             step.approval = ApprovalState(
-                quorum=approval.quorum, deadline=self.clock() + duration_seconds(approval.timeout),
+                quorum=approval.quorum,
+                deadline=self.clock() + duration_seconds(approval.timeout),
                 on_timeout=approval.on_timeout,
             )
             step.reason = step.reason or f"waiting for approval ({approval.when})"
@@ -259,7 +260,7 @@ class Runner:
         target = (step.entity or {}).get("friendlyName") or (step.entity or {}).get("id") or ""
         message = (
             f"Riposte run {run.id} is waiting for approval of {step.uses} on {target} (step {step.id}). "
-            f"Approve: POST /api/runs/{run.id}/approve {{\"step\": \"{step.id}\"}} or `riposte approve {run.id}`."
+            f'Approve: POST /api/runs/{run.id}/approve {{"step": "{step.id}"}} or `riposte approve {run.id}`.'
         )
         await self.actions.respond(
             "sentinel.add_comment",
@@ -292,7 +293,8 @@ class Runner:
                 except ConditionError as exc:
                     message = f"{step.uses} finished ({exc})"
                 await self.actions.respond(
-                    "sentinel.add_comment", {"incident_id": run.incident_arm_id, "text": message},
+                    "sentinel.add_comment",
+                    {"incident_id": run.incident_arm_id, "text": message},
                     f"{run.id}:{step.id}:finished",
                 )
             return await self._finish(run, step, StepStatus.DONE, f"finished after {step.poll.polls} polls")
@@ -328,7 +330,9 @@ class Runner:
             changes["severity"] = writeback.severity
         if changes:
             outcome = await self.actions.respond(
-                "sentinel.update_incident", {"incident_id": run.incident_arm_id, **changes}, f"{run.id}:{WRITEBACK}-update"
+                "sentinel.update_incident",
+                {"incident_id": run.incident_arm_id, **changes},
+                f"{run.id}:{WRITEBACK}-update",
             )
             results.append(outcome.model_dump(mode="json", by_alias=True))
         step.outcome = {"writes": results}
@@ -361,9 +365,11 @@ class Runner:
             undone_steps = [s.id for s in run.steps if s.undo and s.undo.get("status") == Status.UNDONE.value]
             await self.actions.respond(
                 "sentinel.add_comment",
-                {"incident_id": run.incident_arm_id,
-                 "text": f"Riposte rolled back run {run.id}: undid {', '.join(undone_steps) or 'nothing'}."
-                 + (f" Problems: {run.reason}" if run.reason else "")},
+                {
+                    "incident_id": run.incident_arm_id,
+                    "text": f"Riposte rolled back run {run.id}: undid {', '.join(undone_steps) or 'nothing'}."
+                    + (f" Problems: {run.reason}" if run.reason else ""),
+                },
                 f"{run.id}:rollback",
             )
         await self._save(run)
@@ -374,5 +380,8 @@ def _value_of(step: StepState) -> Any:
     if step.kind == "enrich":
         return (step.finding or {}).get("data", {}) if step.status is StepStatus.DONE else {}
     outcome = step.outcome or {}
-    return {"status": outcome.get("status", step.status.value), "result": outcome.get("result", {}),
-            "stepStatus": step.status.value}
+    return {
+        "status": outcome.get("status", step.status.value),
+        "result": outcome.get("result", {}),
+        "stepStatus": step.status.value,
+    }

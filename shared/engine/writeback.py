@@ -44,18 +44,23 @@ def summary(run: Run, now: float) -> SafeHtml:
     content = SafeHtml.heading(f"Riposte: {run.playbook}{mode}") + SafeHtml.text(f"Run {run.id}, {when}.")
     enrichments = [s for s in run.steps if s.kind == "enrich"]
     if enrichments:
-        rows = [
-            (s.uses, _target(s), _short(_finding_line((s.finding or {}).get("data", {})))
-             if s.status is StepStatus.DONE else f"{s.status.value}: {_short(s.reason)}")
+        findings = [
+            (
+                s.uses,
+                _target(s),
+                _short(_finding_line((s.finding or {}).get("data", {})))
+                if s.status is StepStatus.DONE
+                else f"{s.status.value}: {_short(s.reason)}",
+            )
             for s in enrichments
         ]
-        content += SafeHtml.heading("Findings", 4) + SafeHtml.table(("lookup", "on", "result"), rows)
+        content += SafeHtml.heading("Findings", 4) + SafeHtml.table(("lookup", "on", "result"), findings)
     actions = [s for s in run.steps if s.kind == "action"]
     if actions:
-        rows = []
+        rows: list[tuple[str, ...]] = []
         for step in actions:
             status = (step.outcome or {}).get("status") or step.status.value
-            rows.append((step.uses, _target(step), _STATUS_WORDS.get(status, status), _short(step.reason)))
+            rows.append((step.uses, _target(step), str(_STATUS_WORDS.get(status, status)), _short(step.reason)))
         content += SafeHtml.heading("Actions", 4) + SafeHtml.table(("action", "on", "outcome", "why"), rows)
     if not run.dry_run and any((s.outcome or {}).get("status") == "done" for s in actions):
         content += SafeHtml.text(

@@ -41,9 +41,7 @@ def parse_playbook(source: str, origin: str) -> Playbook:
     try:
         playbook = Playbook.model_validate(data)
     except ValidationError as exc:
-        problems = [
-            PlaybookProblem(origin, ".".join(str(p) for p in e["loc"]), e["msg"]) for e in exc.errors()
-        ]
+        problems = [PlaybookProblem(origin, ".".join(str(p) for p in e["loc"]), e["msg"]) for e in exc.errors()]
         raise PlaybookError(problems) from None
     problems = check_references(playbook, origin)
     if problems:

@@ -30,8 +30,12 @@ def virtual_machines(incident: dict[str, Any]) -> list[dict[str, Any]]:
             key = candidate.lower().rstrip("/")
             found.setdefault(
                 key,
-                {"kind": "VirtualMachine", "id": candidate, "resourceId": candidate,
-                 "name": candidate.rstrip("/").rsplit("/", 1)[-1]},
+                {
+                    "kind": "VirtualMachine",
+                    "id": candidate,
+                    "resourceId": candidate,
+                    "name": candidate.rstrip("/").rsplit("/", 1)[-1],
+                },
             )
     return list(found.values())
 

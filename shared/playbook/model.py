@@ -134,9 +134,9 @@ class ActionStep(_Step):
         if self.requires_approval is False:
             return None
         if self.requires_approval is True:
-            return Approval()
+            return Approval(when="true", quorum=1)
         if isinstance(self.requires_approval, str):
-            return Approval(when=self.requires_approval)
+            return Approval(when=self.requires_approval, quorum=1)
         return self.requires_approval
 
 
@@ -152,10 +152,10 @@ class Playbook(_Strict):
     name: str = Field(pattern=r"^[a-z][a-z0-9-]{1,62}$")
     description: str = ""
     version: int = 1
-    match: Match = Field(default_factory=Match)
+    match: Match = Field(default_factory=lambda: Match())
     enrich: tuple[EnrichStep, ...] = ()
     actions: tuple[ActionStep, ...] = ()
-    writeback: WriteBack = Field(default_factory=WriteBack)
+    writeback: WriteBack = Field(default_factory=lambda: WriteBack())
 
     @model_validator(mode="after")
     def _graph(self) -> Playbook:

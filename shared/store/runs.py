@@ -22,10 +22,10 @@ from shared.azure.errors import PreconditionFailed
 from shared.azure.storage import (
     BUDGET_TABLE,
     DEDUP_TABLE,
+    ETAG,
     POISON_QUEUE,
     RUNS_TABLE,
     WORK_QUEUE,
-    ETAG,
     EntityExists,
     StorageConnection,
     TableStore,
@@ -102,8 +102,12 @@ class RunStore:
 
     @staticmethod
     def _step_entity(run_id: str, order: int, step: StepState) -> dict[str, Any]:
-        return {"PartitionKey": run_id, "RowKey": row_key(f"step|{step.id}"), "Order": order,
-                **pack(step.model_dump(mode="json", by_alias=True))}
+        return {
+            "PartitionKey": run_id,
+            "RowKey": row_key(f"step|{step.id}"),
+            "Order": order,
+            **pack(step.model_dump(mode="json", by_alias=True)),
+        }
 
     async def create(self, run: Run) -> bool:
         """Creates the run with its steps; False when a run with that id already exists (a redelivery)."""
@@ -150,7 +154,7 @@ class RunStore:
         self._saved[run.id] = serialized
         return new_etag
 
-    async def list(self, limit: int = 50, status: str | None = None) -> list[dict[str, Any]]:
+    async def list_runs(self, limit: int = 50, status: str | None = None) -> list[dict[str, Any]]:
         query = "RowKey eq 'run'" + (" and Status eq @status" if status else "")
         found = [unpack(e) async for e in self.runs.query(query, {"status": status} if status else None)]
         found.sort(key=lambda body: body.get("createdAt", 0), reverse=True)
@@ -170,8 +174,13 @@ class RunStore:
     async def claim_delivery(self, key: str, runs: list[dict[str, str]]) -> tuple[bool, list[dict[str, str]]]:
         """Records the runs a delivery creates. (True, runs) for a first delivery; (False, the first delivery's runs)
         for a redelivery."""
-        entity = {"PartitionKey": self._dedup_partition(key), "RowKey": "delivery", "Key": key[:1000],
-                  "CreatedAt": time.time(), **pack(runs)}
+        entity = {
+            "PartitionKey": self._dedup_partition(key),
+            "RowKey": "delivery",
+            "Key": key[:1000],
+            "CreatedAt": time.time(),
+            **pack(runs),
+        }
         try:
             await self.dedup.create(entity)
         except EntityExists:
@@ -215,8 +224,12 @@ class TableLedger:
         return entry
 
     async def put_intent(self, key: str, action: str, plan: Plan) -> None:
-        document = {"action": action, "state": "intent", "plan": plan.model_dump(mode="json", by_alias=True),
-                    "at": time.time()}
+        document = {
+            "action": action,
+            "state": "intent",
+            "plan": plan.model_dump(mode="json", by_alias=True),
+            "at": time.time(),
+        }
         await self.table.replace({"PartitionKey": self.run_id, "RowKey": self._row(key), **pack(document)}, None)
 
     async def put_outcome(self, key: str, outcome: Outcome) -> None:

@@ -14,8 +14,12 @@ from tests.conftest import CloudHandle
 DIEGO = "1c9f2b8e-4a3d-4e6f-8b1c-2d3e4f5a6b06"
 NESTOR = "1c9f2b8e-4a3d-4e6f-8b1c-2d3e4f5a6b07"
 IDENTITY_PROTECTION = "/v1.0/identityProtection/*"
-# The server stamps arrival times; network jitter between two requests the client spaced 1 s apart is milliseconds.
-SPACING_TOLERANCE_S = 0.05
+# The limiter spaces the moments requests leave the client; the log stamps their arrival. With the emulator in this
+# process the two differ by milliseconds, and now and then by ~0.1 s (a garbage-collection pause or the GIL between
+# the two), which shortens one gap and lengthens the next: per gap allow 0.2 s, over the burst only 2 %. Without the
+# limiter the gaps are a few milliseconds.
+SPACING_TOLERANCE_S = 0.2
+RATE_TOLERANCE = 0.02
 
 
 def identity_protection_times(cloud: CloudHandle) -> list[float]:
@@ -58,7 +62,7 @@ async def test_limiter_holds_identity_protection_at_one_request_per_second(
     assert len(times) == 7
     assert min(gaps(times)) >= 1.0 - SPACING_TOLERANCE_S, gaps(times)
     rate = measured_rate(times)
-    assert rate <= 1.0 + SPACING_TOLERANCE_S
+    assert rate <= 1.0 + RATE_TOLERANCE
     print(
         f"\nIdentity Protection: {len(times)} requests, gaps {[round(g, 3) for g in gaps(times)]} s, {rate:.3f} req/s"
     )
@@ -79,6 +83,7 @@ async def test_retries_wait_for_the_limiter_too(make_context: ContextFactory, cl
     assert sorted(r["status"] for r in logged) == [200, 200, 200, 200, 404, 429, 429]
     times = [r["time"] for r in logged]
     assert min(gaps(times)) >= 1.0 - SPACING_TOLERANCE_S, gaps(times)
+    assert measured_rate(times) <= 1.0 + RATE_TOLERANCE
 
 
 async def test_under_the_real_limit_no_call_is_lost(make_context: ContextFactory, cloud: CloudHandle):
@@ -97,7 +102,7 @@ async def test_under_the_real_limit_no_call_is_lost(make_context: ContextFactory
 
 async def test_a_margin_below_the_real_limit_avoids_every_rejection(make_context: ContextFactory, cloud: CloudHandle):
     cloud.admin.post("/limits", json={"preset": "real"}).raise_for_status()
-    ctx = make_context(identity_protection_rps=0.9)
+    ctx = make_context(identity_protection_rps=0.8)  # the margin reference/service-limits.md recommends
     await warm_up(ctx)
     findings = await asyncio.gather(*six_identity_protection_calls(ctx)[:4])
     assert all(f.ok for f in findings), [f.error for f in findings if not f.ok]

@@ -70,8 +70,9 @@ class Host:
 
     def start(self) -> None:
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child process owns it
-        self.process = subprocess.Popen([sys.executable, "-m", "local.host"], cwd=ROOT, env=self.env,
-                                        stdout=log, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "local.host"], cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+        )
         deadline = time.monotonic() + 30
         while True:
             try:

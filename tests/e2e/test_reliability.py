@@ -40,10 +40,17 @@ def own_host(fresh_azurite: str, cloud_server: Any, tmp_path: Path) -> Iterator[
     env = dict(os.environ)
     env.update(riposte_environment(cloud_server.url, str(cloud_server.certs.ca_path), azurite_url))
     env.update(
-        RIPOSTE_FUNCTION_KEY=FUNCTION_KEY, RIPOSTE_HOST_PORT=str(free_port()), RIPOSTE_STATE_DIR=str(tmp_path),
-        RIPOSTE_PLAYBOOKS_DIR=str(ROOT / "tests/fixtures/playbooks"), RIPOSTE_HOST_QUEUE_LEASE_S="3",
-        RIPOSTE_RUN_LEASE_SECONDS="3", RIPOSTE_IDENTITY_PROTECTION_RPS="50", RIPOSTE_RETRY_BACKOFF_SECONDS="0.05",
-        RIPOSTE_MAX_RETRIES="6", RIPOSTE_DESTRUCTIVE_ACTIONS_PER_HOUR="1000", PYTHONUNBUFFERED="1",
+        RIPOSTE_FUNCTION_KEY=FUNCTION_KEY,
+        RIPOSTE_HOST_PORT=str(free_port()),
+        RIPOSTE_STATE_DIR=str(tmp_path),
+        RIPOSTE_PLAYBOOKS_DIR=str(ROOT / "tests/fixtures/playbooks"),
+        RIPOSTE_HOST_QUEUE_LEASE_S="3",
+        RIPOSTE_RUN_LEASE_SECONDS="3",
+        RIPOSTE_IDENTITY_PROTECTION_RPS="50",
+        RIPOSTE_RETRY_BACKOFF_SECONDS="0.05",
+        RIPOSTE_MAX_RETRIES="6",
+        RIPOSTE_DESTRUCTIVE_ACTIONS_PER_HOUR="1000",
+        PYTHONUNBUFFERED="1",
     )
     host = Host(env)
     host.start()
@@ -58,8 +65,14 @@ def add_users(cloud: CloudHandle, count: int) -> list[str]:
         object_id = f"7a000000-0000-4000-8000-{n:012d}"
         ids.append(object_id)
         doc["graph"]["users"].append(
-            {"id": object_id, "userPrincipalName": f"reliability{n:02d}@contoso.com", "displayName": f"Rel {n}",
-             "accountEnabled": True, "userType": "Member", "mail": f"reliability{n:02d}@contoso.com"}
+            {
+                "id": object_id,
+                "userPrincipalName": f"reliability{n:02d}@contoso.com",
+                "displayName": f"Rel {n}",
+                "accountEnabled": True,
+                "userType": "Member",
+                "mail": f"reliability{n:02d}@contoso.com",
+            }
         )
     cloud.admin.put("/tenant", json=doc).raise_for_status()
     return ids
@@ -72,8 +85,15 @@ def incident(n: int, object_id: str) -> dict[str, Any]:
         "Severity": "High",
         "Status": "New",
         "ProductName": "Azure Sentinel",
-        "Entities": [{"$id": "1", "Type": "account", "Name": f"reliability{n:02d}", "UPNSuffix": "contoso.com",
-                      "AadUserId": object_id}],
+        "Entities": [
+            {
+                "$id": "1",
+                "Type": "account",
+                "Name": f"reliability{n:02d}",
+                "UPNSuffix": "contoso.com",
+                "AadUserId": object_id,
+            }
+        ],
     }
 
 

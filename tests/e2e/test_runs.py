@@ -92,8 +92,11 @@ def test_break_glass_account_is_protected(client: httpx.Client, cloud: CloudHand
 
 def test_dry_run_writes_nothing(client: httpx.Client, cloud: CloudHandle) -> None:
     payload = json.loads((SAMPLES / "sentinel-incident-compromised-account.json").read_text())
-    response = client.post("/api/playbooks/compromised-account/runs", json={"incident": payload, "dryRun": True},
-                           headers={"Idempotency-Key": "t-dry"})
+    response = client.post(
+        "/api/playbooks/compromised-account/runs",
+        json={"incident": payload, "dryRun": True},
+        headers={"Idempotency-Key": "t-dry"},
+    )
     assert response.status_code == 202
     run = wait_for_run(client, response.headers["Location"])
     assert run["dryRun"] is True and run["status"] == "succeeded"
@@ -130,8 +133,9 @@ def test_production_vm_waits_for_approval_then_is_isolated(client: httpx.Client,
 
 def test_rejected_approval_skips_the_action(client: httpx.Client, cloud: CloudHandle) -> None:
     payload = json.loads((SAMPLES / "sentinel-incident-compromised-vm.json").read_text())
-    response = client.post("/api/playbooks/compromised-vm/runs", json={"incident": payload},
-                           headers={"Idempotency-Key": "t-vm-reject"})
+    response = client.post(
+        "/api/playbooks/compromised-vm/runs", json={"incident": payload}, headers={"Idempotency-Key": "t-vm-reject"}
+    )
     location = response.headers["Location"]
     run = wait_for_run(client, location, until=lambda r: step(r, "isolate.0")["status"] == "awaiting_approval")
     assert client.post(f"/api/runs/{run['id']}/reject", json={"comment": "false positive"}).status_code == 200
@@ -145,8 +149,12 @@ def test_defender_alert_over_event_grid_runs_once(client: httpx.Client, cloud: C
     assert response.status_code == 202
     [delivered] = response.json()["incidents"]
     [run_ref] = delivered["runs"]
-    native = post(client, "defender-alert-eventgrid.json", "/runtime/webhooks/eventgrid",
-                  params={"functionName": "defender_alert"})
+    native = post(
+        client,
+        "defender-alert-eventgrid.json",
+        "/runtime/webhooks/eventgrid",
+        params={"functionName": "defender_alert"},
+    )
     assert native.status_code == 202
     run = wait_for_run(client, f"/api/runs/{run_ref['id']}")
     assert run["playbook"] == "defender-alert" and run["status"] == "succeeded", run["reason"]
