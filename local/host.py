@@ -250,6 +250,12 @@ def _to_response(result: Any) -> Response:
     return Response(str(result), status_code=200)
 
 
+def quiet_sdk_logging() -> None:
+    """azure-core logs every HTTP request at INFO; the Functions host shows WARNING and above of the SDKs."""
+    for name in ("azure", "azure.core.pipeline.policies.http_logging_policy", "msal", "httpx", "kiota"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def function_key() -> str:
     return os.environ.get("RIPOSTE_FUNCTION_KEY") or secrets.token_urlsafe(24)
 
@@ -270,6 +276,7 @@ def serve(port: int = DEFAULT_PORT, key: str | None = None) -> None:
 
     host = build(key=key)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    quiet_sdk_logging()
     print(f"functions host: http://127.0.0.1:{port}/api  function key: {host.function_key}", flush=True)
     for f in host.http:
         print(f"  {','.join(f.methods):12} /api/{f.route}  ({f.name}, auth {f.auth_level.lower()})", flush=True)

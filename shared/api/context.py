@@ -4,6 +4,7 @@ clients are async and belong to the loop that made them)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import TYPE_CHECKING
 
 from shared.settings import get_settings
@@ -28,6 +29,8 @@ async def get_service() -> Service:
         entry = _SERVICES.get(id(loop))
         if entry is not None and entry[0] is loop:
             return entry[1]
+        # azure-core logs each HTTP request at INFO: at a SOC's volume that is noise and cost in Application Insights.
+        logging.getLogger("azure.core.pipeline.policies.http_logging_policy").setLevel(logging.WARNING)
         store = RunStore()
         await store.ensure()
         service = Service(get_settings(), store)

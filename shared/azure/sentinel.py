@@ -41,7 +41,7 @@ WRITABLE = (
 )
 CLASSIFICATION_FIELDS = ("classification", "classificationReason", "classificationComment")
 MAX_CONCURRENCY_RETRIES = 5  # re-read and re-apply after 412/409 at most this many times
-_READ_ONLY_POST = frozenset({"HEAD", "GET", "PUT", "DELETE", "OPTIONS", "TRACE", "POST"})
+_RETRY_METHODS = frozenset({"HEAD", "GET", "PUT", "DELETE", "OPTIONS", "TRACE", "POST"})
 _INCIDENT_ID = re.compile(
     r"^/subscriptions/(?P<subscription>[^/]+)/resourceGroups/(?P<group>[^/]+)"
     r"/providers/Microsoft\.OperationalInsights/workspaces/(?P<workspace>[^/]+)"
@@ -260,7 +260,7 @@ class SentinelAdapter:
         ref = IncidentRef.parse(arm_id)
         try:
             found: Any = await self._client(ref).incidents.list_entities(
-                ref.resource_group, ref.workspace, ref.name, cls=_raw_json, retry_on_methods=_READ_ONLY_POST
+                ref.resource_group, ref.workspace, ref.name, cls=_raw_json, retry_on_methods=_RETRY_METHODS
             )
         except Exception as error:
             raise from_sdk(SERVICE, error) from error
@@ -271,7 +271,7 @@ class SentinelAdapter:
         ref = IncidentRef.parse(arm_id)
         try:
             found: Any = await self._client(ref).incidents.list_alerts(
-                ref.resource_group, ref.workspace, ref.name, cls=_raw_json, retry_on_methods=_READ_ONLY_POST
+                ref.resource_group, ref.workspace, ref.name, cls=_raw_json, retry_on_methods=_RETRY_METHODS
             )
         except Exception as error:
             raise from_sdk(SERVICE, error) from error
