@@ -3,6 +3,7 @@
 import azure.functions as func
 
 from shared.api import health, intake_routes, runs_routes, worker
+from shared.api.context import configured  # with bad settings, a route answers 503 naming the setting
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 WORK_QUEUE = "riposte-runs"
@@ -10,12 +11,14 @@ WORK_QUEUE = "riposte-runs"
 
 @app.function_name("incidents")
 @app.route(route="incidents", methods=["POST"])
+@configured
 async def incidents(req: func.HttpRequest) -> func.HttpResponse:
     return await runs_routes.post_incident(req)
 
 
 @app.function_name("events")
 @app.route(route="events", methods=["POST", "OPTIONS"])
+@configured
 async def events(req: func.HttpRequest) -> func.HttpResponse:
     if req.method.upper() == "OPTIONS":
         return intake_routes.events_preflight(req)
@@ -30,42 +33,49 @@ async def defender_alert(event: func.EventGridEvent) -> None:
 
 @app.function_name("run_status")
 @app.route(route="runs/{id}", methods=["GET"])
+@configured
 async def run_status(req: func.HttpRequest) -> func.HttpResponse:
     return await runs_routes.get_run(req)
 
 
 @app.function_name("runs")
 @app.route(route="runs", methods=["GET"])
+@configured
 async def runs(req: func.HttpRequest) -> func.HttpResponse:
     return await runs_routes.list_runs(req)
 
 
 @app.function_name("approve")
 @app.route(route="runs/{id}/approve", methods=["POST"])
+@configured
 async def approve(req: func.HttpRequest) -> func.HttpResponse:
     return await runs_routes.decide(req, "approve")
 
 
 @app.function_name("reject")
 @app.route(route="runs/{id}/reject", methods=["POST"])
+@configured
 async def reject(req: func.HttpRequest) -> func.HttpResponse:
     return await runs_routes.decide(req, "reject")
 
 
 @app.function_name("rollback")
 @app.route(route="runs/{id}/rollback", methods=["POST"])
+@configured
 async def rollback(req: func.HttpRequest) -> func.HttpResponse:
     return await runs_routes.rollback(req)
 
 
 @app.function_name("playbooks")
 @app.route(route="playbooks", methods=["GET"])
+@configured
 def playbooks(req: func.HttpRequest) -> func.HttpResponse:
     return runs_routes.get_playbooks(req)
 
 
 @app.function_name("manual_run")
 @app.route(route="playbooks/{name}/runs", methods=["POST"])
+@configured
 async def manual_run(req: func.HttpRequest) -> func.HttpResponse:
     return await runs_routes.manual_run(req)
 

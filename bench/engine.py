@@ -98,7 +98,7 @@ def critical_path() -> dict[str, Any]:
     }
 
 
-def burst(count: int = 500, limited: bool = False) -> dict[str, Any]:
+def burst(count: int = 500, limited: bool = False, workers: int = 2) -> dict[str, Any]:
     settings = dict(
         FAST,
         RIPOSTE_PLAYBOOKS_DIR=BENCH_PLAYBOOKS,
@@ -114,7 +114,7 @@ def burst(count: int = 500, limited: bool = False) -> dict[str, Any]:
             RIPOSTE_SENTINEL_WRITES_PER_5MIN="75",
             RIPOSTE_SENTINEL_WRITE_WINDOW_SECONDS=str(300 / scale),
         )
-    with stack(**settings) as running, running.admin() as admin:
+    with stack(workers=workers, **settings) as running, running.admin() as admin:
         accounts = add_accounts(admin, count)
         admin.delete("/requests")
         if limited:
@@ -157,7 +157,9 @@ def burst(count: int = 500, limited: bool = False) -> dict[str, Any]:
             "runs/s": round(len(finished_at) / total, 2),
             "time to finished p50 s": round(percentile(to_finish, 50), 2),
             "time to finished p99 s": round(percentile(to_finish, 99), 2),
-            "worker peak RSS MB": round(running.host_peak_rss_mb(), 1),
+            "queue workers": workers,
+            "worker peak RSS MB": round(running.worker_peak_rss_mb(), 1),
+            "HTTP host peak RSS MB": round(running.peak_rss_mb(running.host), 1),
             "run statuses": dict(statuses),
             "429s from the cloud": throttled,
         }
@@ -177,7 +179,7 @@ def storm(count: int = 100) -> dict[str, Any]:
         RIPOSTE_DESTRUCTIVE_ACTIONS_PER_HOUR="100000",
         RIPOSTE_IDENTITY_PROTECTION_RPS="1000",
     )
-    with stack(**settings) as running, running.admin() as admin:
+    with stack(workers=2, **settings) as running, running.admin() as admin:
         accounts = add_accounts(admin, count, prefix="storm", block=1)
         admin.delete("/requests")
         runs: dict[str, set[str]] = {}

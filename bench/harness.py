@@ -52,6 +52,7 @@ class Stack:
     ca_path: str
     host: subprocess.Popen[bytes]
     env: dict[str, str]
+    workers: list[subprocess.Popen[bytes]]
 
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.host_url, headers={"x-functions-key": FUNCTION_KEY}, timeout=60)
@@ -59,16 +60,20 @@ class Stack:
     def admin(self) -> httpx.Client:
         return httpx.Client(base_url=f"{self.cloud_url}/_admin", verify=self.ca_path, timeout=60)
 
-    def host_peak_rss_mb(self) -> float:
-        for line in Path(f"/proc/{self.host.pid}/status").read_text().splitlines():
+    def peak_rss_mb(self, process: subprocess.Popen[bytes]) -> float:
+        for line in Path(f"/proc/{process.pid}/status").read_text().splitlines():
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024
         return float("nan")
 
+    def worker_peak_rss_mb(self) -> float:
+        return max(self.peak_rss_mb(w) for w in self.workers)
+
 
 @contextmanager
-def stack(**settings: str) -> Iterator[Stack]:
-    """Starts everything; `settings` are extra environment variables for the host (RIPOSTE_*)."""
+def stack(workers: int = 1, **settings: str) -> Iterator[Stack]:
+    """Starts everything: one host for the HTTP functions and `workers` hosts for the queue trigger, as Flex
+    Consumption scales them separately. `settings` are extra environment variables for the hosts (RIPOSTE_*)."""
     state = Path(tempfile.mkdtemp(prefix="riposte-bench-"))
     ports = (free_port(), free_port(), free_port())
     processes: list[subprocess.Popen[bytes]] = []
@@ -111,7 +116,18 @@ def stack(**settings: str) -> Iterator[Stack]:
         processes.append(host)
         host_url = f"http://127.0.0.1:{host_port}"
         _wait(lambda: httpx.get(f"{host_url}/api/health").status_code == 200, "functions host", host)
-        yield Stack(host_url, cloud_url, str(ca), host, env)
+        worker_processes = []
+        for n in range(workers):
+            worker_port = free_port()
+            worker_env = dict(env, RIPOSTE_HOST_PORT=str(worker_port), RIPOSTE_HOST_TRIGGERS="queue")
+            worker_log = open(state / f"worker-{n}.log", "wb")  # noqa: SIM115 - written until the end
+            worker = subprocess.Popen([sys.executable, "-m", "local.host"], cwd=ROOT, env=worker_env,
+                                      stdout=worker_log, stderr=subprocess.STDOUT)
+            processes.append(worker)
+            worker_processes.append(worker)
+            _wait(lambda port=worker_port: httpx.get(f"http://127.0.0.1:{port}/api/health").status_code == 200,
+                  "queue worker", worker)
+        yield Stack(host_url, cloud_url, str(ca), host, env, worker_processes)
     finally:
         for process in reversed(processes):
             process.terminate()

@@ -191,13 +191,18 @@ class FunctionsHost:
             listeners.append(QueueListener(trigger.name, trigger.queue_name, connection, invoke, options))
         return listeners
 
-    def asgi(self) -> Starlette:
+    def asgi(self, triggers: str = "all") -> Starlette:
+        """triggers: "all"; "http" (HTTP and Event Grid only); "queue" (queue triggers, plus /api/health). Flex
+        Consumption scales HTTP functions and each queue-triggered function on separate instances, and so can we."""
+        serves_http = triggers in ("all", "http")
         routes = [
             Route(f"/api/{_route_template(f.route)}", self.http_endpoint(f), methods=list(_with_head(f.methods)))
             for f in self.http
+            if serves_http or f.route == "health"
         ]
-        routes.append(Route("/runtime/webhooks/eventgrid", self.eventgrid_webhook, methods=["POST"]))
-        listeners = self.queue_listeners()
+        if serves_http:
+            routes.append(Route("/runtime/webhooks/eventgrid", self.eventgrid_webhook, methods=["POST"]))
+        listeners = self.queue_listeners() if triggers in ("all", "queue") else []
 
         @asynccontextmanager
         async def lifespan(app: Starlette) -> Any:
@@ -282,7 +287,10 @@ def serve(port: int = DEFAULT_PORT, key: str | None = None) -> None:
         print(f"  {','.join(f.methods):12} /api/{f.route}  ({f.name}, auth {f.auth_level.lower()})", flush=True)
     for t in host.triggers.values():
         print(f"  {t.trigger_type:12} {t.name}", flush=True)
-    uvicorn.run(host.asgi(), host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    triggers = os.environ.get("RIPOSTE_HOST_TRIGGERS", "all")
+    if triggers not in ("all", "http", "queue"):
+        raise SystemExit(f"RIPOSTE_HOST_TRIGGERS must be all, http or queue (got {triggers!r})")
+    uvicorn.run(host.asgi(triggers), host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
 if __name__ == "__main__":

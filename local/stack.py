@@ -23,6 +23,8 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
+from local.cloud.oidc import APP_ROLES, DEFAULT_API_CLIENT_ID
+
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = Path(__file__).parent / "samples"
 AZURITE_PORTS = {"blob": 10000, "queue": 10001, "table": 10002}
@@ -35,6 +37,7 @@ DEV_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFP
 
 # The demo tenant's facts, as a SOC would set them on a deployed Function App (see local/cloud/tenants/demo.yaml).
 DEMO_SUBSCRIPTION = "8c2b5f0e-3d4a-4b6c-9a1e-7f2d3c4b5a60"
+DEMO_TENANT = "6f1d3c2e-5a4b-4c8d-9e7f-0a1b2c3d4e5f"
 DEMO_SETTINGS = {
     "RIPOSTE_SUBSCRIPTION_ID": DEMO_SUBSCRIPTION,
     "RIPOSTE_WORKSPACE_ID": "2b7e4c1d-9f3a-4e5b-8c6d-1a0f9e8d7c6b",
@@ -46,6 +49,9 @@ DEMO_SETTINGS = {
     "Microsoft.Storage/storageAccounts/stcontosocaptures",
     "RIPOSTE_CAPTURE_DEFAULT_SECONDS": "15",
     "RIPOSTE_LRO_POLL_SECONDS": "0.5",
+    # analysts' tokens: the tenant, and Riposte's API app registration (client id and Application ID URI)
+    "RIPOSTE_AUTH_TENANT_ID": DEMO_TENANT,
+    "RIPOSTE_AUTH_AUDIENCE": f"{DEFAULT_API_CLIENT_ID},api://{DEFAULT_API_CLIENT_ID}",
 }
 
 
@@ -90,6 +96,7 @@ def riposte_environment(cloud_url: str, ca_path: str, storage: str) -> dict[str,
         "RIPOSTE_ARM_ENDPOINT": cloud_url,
         "RIPOSTE_LOGANALYTICS_ENDPOINT": cloud_url,
         "RIPOSTE_CA_BUNDLE": ca_path,
+        "RIPOSTE_AUTH_METADATA_URL": f"{cloud_url}/{DEMO_TENANT}/v2.0/.well-known/openid-configuration",
         "IDENTITY_ENDPOINT": f"{cloud_url}/msi/token",
         "IDENTITY_HEADER": os.environ.get("RIPOSTE_CLOUD_IDENTITY_HEADER", "riposte-local-identity"),
         "REQUESTS_CA_BUNDLE": ca_path,
@@ -205,6 +212,11 @@ class Stack:
         table = Table(title="Riposte local stack", show_header=False, title_justify="left")
         table.add_row("functions host", f"{self.host_url}/api")
         table.add_row("function key", self.function_key)
+        table.add_row(
+            "analyst token",
+            f"curl -s --cacert {self.ca_path} -X POST {self.cloud_url}/_admin/tokens "
+            f"""-d '{{"roles": {json.dumps(list(APP_ROLES))}}}'  (then RIPOSTE_TOKEN=<access_token>)""",
+        )
         table.add_row("Event Grid trigger", f"{self.host_url}/runtime/webhooks/eventgrid?functionName=defender_alert")
         table.add_row("emulated cloud", f"{self.cloud_url}  (admin: {self.cloud_url}/_admin/connection)")
         table.add_row("cloud CA certificate", str(self.ca_path))
@@ -241,8 +253,12 @@ class Player:
 
     def __init__(self, stack: Stack) -> None:
         self.stack = stack
-        self.client = httpx.Client(base_url=stack.host_url, headers={"x-functions-key": stack.function_key}, timeout=30)
         self.cloud = httpx.Client(base_url=f"{stack.cloud_url}/_admin", verify=str(stack.ca_path), timeout=30)
+        # The demo plays a SOC analyst: the function key and an Entra token holding every Riposte app role.
+        minted = self.cloud.post("/tokens", json={"roles": list(APP_ROLES)})
+        minted.raise_for_status()
+        headers = {"x-functions-key": stack.function_key, "authorization": f"Bearer {minted.json()['access_token']}"}
+        self.client = httpx.Client(base_url=stack.host_url, headers=headers, timeout=30)
         self.problems: list[str] = []
 
     def post_sample(self, name: str, route: str = "/api/incidents", **extra_headers: str) -> dict[str, Any]:

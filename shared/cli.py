@@ -1,5 +1,6 @@
 """The `riposte` command line (typer + rich). It talks to a running Riposte over its HTTP API
-(RIPOSTE_URL, default the local host; RIPOSTE_FUNCTION_KEY), except `playbooks validate` and `normalise`, which
+(RIPOSTE_URL, default the local host; RIPOSTE_FUNCTION_KEY; RIPOSTE_TOKEN, an Entra ID access token holding a Riposte
+app role, for the analyst commands), except `playbooks validate` and `normalise`, which
 work offline."""
 
 from __future__ import annotations
@@ -34,7 +35,11 @@ def _client() -> Any:
 
     url = os.environ.get("RIPOSTE_URL", "http://127.0.0.1:7071")
     key = os.environ.get("RIPOSTE_FUNCTION_KEY", "")
-    return httpx.Client(base_url=url, headers={"x-functions-key": key} if key else {}, timeout=30)
+    headers = {"x-functions-key": key} if key else {}
+    token = os.environ.get("RIPOSTE_TOKEN", "")  # an Entra ID access token for analyst routes (docs: auth)
+    if token:
+        headers["authorization"] = f"Bearer {token}"
+    return httpx.Client(base_url=url, headers=headers, timeout=30)
 
 
 def _check(response: Any) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from shared import telemetry
 from shared.actions import executor
 from shared.actions.context import ActionContext
 from shared.actions.model import Finding, Outcome
@@ -167,6 +168,8 @@ class Service:
         for run in runs:
             if await self.store.create(run):
                 await self.store.enqueue(run.id, reason="submitted")
+                with _context_of(run):
+                    log.info("run %s of %s queued%s", run.id, run.playbook, " (dry run)" if run.dry_run else "")
                 summaries.append(run_summary(run))
                 continue
             stored = await self.store.load(run.id)
@@ -185,11 +188,19 @@ class Service:
     # --- the worker -----------------------------------------------------------------------------------------------
 
     async def process(self, run_id: str) -> None:
-        loaded = await self.store.load(run_id)
-        if loaded is None:
-            log.warning("queue message for unknown run %s ignored", run_id)
-            return
+        with telemetry.log_context(run_id=run_id):
+            loaded = await self.store.load(run_id)
+            if loaded is None:
+                log.warning("queue message for unknown run %s ignored", run_id)
+                return
         run, etag = loaded
+        with telemetry.run_scope(
+            run.id, incident_id=_incident_id(run), playbook=run.playbook, dry_run=run.dry_run
+        ) as scope:
+            await self._process(run, etag)
+            scope.finished(run.status.value, run.reason, failed=run.status is RunStatus.FAILED)
+
+    async def _process(self, run: Run, etag: str) -> None:
         now = self.clock()
         if not run.status.active and not run.rollback_requested:
             return
@@ -224,11 +235,14 @@ class Service:
             dry_run=run.dry_run,
         )
         runner = Runner(playbook, _Actions(ctx), checkpoint, self.clock)
+        log.info("run %s %s", run.id, "rolling back" if run.rollback_requested else f"advancing ({run.status.value})")
         try:
             run = await runner.advance(run)
         except LostLease:
+            log.info("run %s was taken over by another worker", run.id)
             return
         except Exception as exc:
+            log.exception("run %s: the worker failed; the queue message will be retried", run.id)
             run.last_error = f"{type(exc).__name__}: {exc}"
             run.lease = None
             try:
@@ -241,6 +255,11 @@ class Service:
             await self.store.enqueue(run.id, max(0.0, run.resume_at - self.clock()), "continuation")
             run.continuation_at = run.resume_at
         await checkpoint(run)
+        if run.status.active:
+            log.info("run %s is %s; continues in %.0f s", run.id, run.status.value, _wait(run, self.clock()))
+        else:
+            level = logging.WARNING if run.status is RunStatus.FAILED else logging.INFO
+            log.log(level, "run %s %s%s", run.id, run.status.value, f": {run.reason}" if run.reason else "")
 
     async def poisoned(self, run_id: str) -> None:
         """The run's message failed too often: mark the run failed with the reason and tell the incident."""
@@ -250,10 +269,15 @@ class Service:
         run, etag = loaded
         if not run.status.active:
             return
+        with telemetry.run_scope(run.id, incident_id=_incident_id(run), playbook=run.playbook, dry_run=run.dry_run):
+            await self._poisoned(run, etag)
+
+    async def _poisoned(self, run: Run, etag: str) -> None:
         reason = run.last_error or "its queue message failed repeatedly"
         run.status, run.reason, run.lease = RunStatus.FAILED, f"gave up: {reason}", None
         run.finished_at = self.clock()
         await self.store.save(run, etag)
+        log.error("run %s failed: its queue message reached the poison queue (%s)", run.id, reason)
         if run.incident_arm_id:
             ctx = ActionContext(
                 settings=self.settings,
@@ -294,6 +318,8 @@ class Service:
             except LostLease:
                 continue  # the worker wrote in between: read again and re-apply
             await self.store.enqueue(run.id, reason=f"{decision} by {by}")
+            with _context_of(run):
+                log.info("run %s: %s by %s on %s", run.id, decision, by, ", ".join(t.id for t in waiting))
             return run
         raise ServiceError(409, "Conflict", "The run kept changing; try again.", "id")
 
@@ -317,5 +343,20 @@ class Service:
             except LostLease:
                 continue
             await self.store.enqueue(run.id, reason=f"rollback by {by}")
+            with _context_of(run):
+                log.info("run %s: rollback requested by %s", run.id, by)
             return run
         raise ServiceError(409, "Conflict", "The run kept changing; try again.", "id")
+
+
+def _incident_id(run: Run) -> str | None:
+    """The Sentinel incident's ARM id, else the id the payload gave (a Defender alert's, a manual run's)."""
+    return run.incident_arm_id or run.incident.get("armId") or run.incident.get("name")
+
+
+def _context_of(run: Run) -> Any:
+    return telemetry.log_context(run_id=run.id, incident_id=_incident_id(run), playbook=run.playbook)
+
+
+def _wait(run: Run, now: float) -> float:
+    return max(0.0, (run.resume_at or now) - now)

@@ -6,16 +6,36 @@ Analytics 5 concurrent queries, Sentinel 75 incident or comment writes per 5 min
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from functools import cache
-from typing import Any, get_args
+from typing import Any, Literal, get_args
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 
 class SettingsError(ValueError):
-    pass
+    """A setting with a bad value; `variable` names it (RIPOSTE_...)."""
+
+    def __init__(self, message: str, variable: str = "") -> None:
+        super().__init__(message)
+        self.variable = variable
+
+
+_GUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+
+
+_ARM_ID = r"/subscriptions/[^/]+/resourceGroups/[^/]+/providers/{type}/[^/]+/?"
+SECRET_SETTINGS = frozenset({"notify_webhook_url"})  # a Teams or Logic Apps webhook URL carries its own signature
+
+
+def _items(value: str | tuple[str, ...] | None) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    return (value,) if isinstance(value, str) else value
 
 
 def env_name(field_name: str) -> str:
@@ -30,6 +50,47 @@ class Settings(BaseModel):
     max_entities: int = Field(500, gt=0, description="Most entities accepted in one incident")
     max_json_depth: int = Field(64, gt=0, description="Deepest JSON nesting accepted")
     max_events_per_delivery: int = Field(5000, gt=0, description="Most events in one Event Grid delivery")
+
+    # --- who may call the analyst routes (shared/api/auth.py) ---
+    auth_mode: Literal["entra", "function_key"] = Field(
+        "entra",
+        description="entra: analyst routes need the function key and an Entra ID identity holding a Riposte app "
+        "role; function_key: the key alone (a development stack with no app registration)",
+    )
+    auth_tenant_id: str | None = Field(
+        None, pattern=_GUID, description="Entra tenant id whose tokens analyst routes accept (the tid claim)"
+    )
+    auth_audience: tuple[str, ...] = Field(
+        (),
+        description="Accepted token audiences: the API app registration's client id (v2 tokens) and its Application "
+        "ID URI (v1 tokens)",
+    )
+    auth_issuers: tuple[str, ...] = Field(
+        (),
+        description="Accepted token issuers (default: the tenant's v1 https://sts.windows.net/{tenant}/ and v2 "
+        "https://login.microsoftonline.com/{tenant}/v2.0)",
+    )
+    auth_metadata_url: str | None = Field(
+        None,
+        pattern=r"^https://",
+        description="OpenID Connect metadata whose jwks_uri publishes the signing keys (default: "
+        "https://login.microsoftonline.com/{tenant}/v2.0/.well-known/openid-configuration)",
+    )
+    auth_algorithms: tuple[Literal["RS256", "RS384", "RS512", "PS256", "PS384", "PS512"], ...] = Field(
+        ("RS256",), min_length=1, description="Token signature algorithms accepted (Entra signs with RS256)"
+    )
+    auth_clock_skew_seconds: int = Field(300, ge=0, le=600, description="Leeway on a token's exp and nbf")
+    auth_keys_max_age_seconds: float = Field(
+        43_200.0, gt=0, description="How long fetched signing keys are used before they are fetched again"
+    )
+    auth_keys_min_refresh_seconds: float = Field(
+        300.0, ge=0, description="Least time between two key fetches caused by tokens naming an unknown key"
+    )
+    trust_app_service_auth: bool = Field(
+        False,
+        description="Take the caller from X-MS-CLIENT-PRINCIPAL: only when App Service Authentication is on in "
+        "front of the app, which strips that header from outside requests",
+    )
 
     # --- where the Microsoft APIs are (the local stack points these at the emulated cloud) ---
     graph_endpoint: str = Field("https://graph.microsoft.com", description="Microsoft Graph base URL")
@@ -82,14 +143,110 @@ class Settings(BaseModel):
     # --- notifications ---
     notify_webhook_url: str | None = Field(None, description="Teams-compatible incoming webhook for notify.webhook")
 
+    # --- checks of form, so a bad value fails at start rather than at the first action that needs it ---
+
+    @field_validator("graph_endpoint", "arm_endpoint", "loganalytics_endpoint", "notify_webhook_url")
+    @classmethod
+    def _absolute_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            parts = urlsplit(value)
+            if parts.scheme not in ("https", "http") or not parts.hostname:
+                raise ValueError("must be an absolute URL (https://host/...)")
+        return value
+
+    @field_validator("managed_identity_client_id", "subscription_id", "workspace_id", "protected_groups")
+    @classmethod
+    def _guids(cls, value: str | tuple[str, ...] | None) -> str | tuple[str, ...] | None:
+        for item in _items(value):
+            if not re.fullmatch(_GUID, item):
+                raise ValueError(f"{item!r} is not a GUID")
+        return value
+
+    @field_validator("protected_users")
+    @classmethod
+    def _users(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            if not (re.fullmatch(_GUID, item) or re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", item)):
+                raise ValueError(f"{item!r} is neither an object id (GUID) nor a user principal name")
+        return value
+
+    @field_validator("protected_resource_prefixes")
+    @classmethod
+    def _arm_prefixes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            if not item.lower().startswith("/subscriptions/"):
+                raise ValueError(f"{item!r} is not an ARM id prefix (/subscriptions/...)")
+        return value
+
+    @field_validator("protected_resource_tags")
+    @classmethod
+    def _tags(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            key, equals, _ = item.partition("=")
+            if not equals or not key.strip():
+                raise ValueError(f"{item!r} is not key=value")
+        return value
+
+    @field_validator("isolation_allowed_prefixes")
+    @classmethod
+    def _address_prefixes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an address prefix (10.0.0.0/24)") from None
+        return value
+
+    @field_validator("block_ip_nsgs")
+    @classmethod
+    def _nsg_ids(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            if not re.fullmatch(_ARM_ID.format(type="Microsoft.Network/networkSecurityGroups"), item, re.IGNORECASE):
+                raise ValueError(f"{item!r} is not the ARM id of a network security group")
+        return value
+
+    @field_validator("capture_storage_account_id")
+    @classmethod
+    def _storage_account_id(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(
+            _ARM_ID.format(type="Microsoft.Storage/storageAccounts"), value, re.IGNORECASE
+        ):
+            raise ValueError("is not the ARM id of a storage account")
+        return value
+
+    @field_validator("ca_bundle")
+    @classmethod
+    def _file(cls, value: str | None) -> str | None:
+        if value is not None and not os.path.isfile(value):
+            raise ValueError(f"no such file: {value}")
+        return value
+
+    @field_validator("playbooks_dir")
+    @classmethod
+    def _directory(cls, value: str | None) -> str | None:
+        if value is not None and not os.path.isdir(value):
+            raise ValueError(f"no such directory: {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _capture_limits(self) -> Settings:
+        if self.capture_default_seconds > self.capture_max_seconds:
+            raise ValueError(
+                f"{env_name('capture_default_seconds')} ({self.capture_default_seconds}) is longer than "
+                f"{env_name('capture_max_seconds')} ({self.capture_max_seconds})"
+            )
+        return self
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         source = os.environ if env is None else env
         values: dict[str, Any] = {}
+        raw_values: dict[str, str] = {}
         for name, info in cls.model_fields.items():
             raw = source.get(env_name(name))
             if raw is None or raw.strip() == "":
                 continue
+            raw_values[name] = raw
             if tuple in (getattr(info.annotation, "__origin__", None), *map(_origin, get_args(info.annotation))):
                 values[name] = tuple(part.strip() for part in raw.split(",") if part.strip())
             else:
@@ -98,8 +255,14 @@ class Settings(BaseModel):
             return cls(**values)
         except ValidationError as exc:
             error = exc.errors()[0]
-            field = str(error["loc"][0]) if error["loc"] else ""
-            raise SettingsError(f"{env_name(field)}: {error['msg']} (got {values.get(field)!r}).") from None
+            message = str(error["msg"]).removeprefix("Value error, ")
+            if not error["loc"]:  # a check across settings: its message names them
+                named = re.search(r"RIPOSTE_[A-Z0-9_]+", message)
+                raise SettingsError(f"{message}.", named.group(0) if named else "") from None
+            field = str(error["loc"][0])
+            variable = env_name(field)
+            got = "a value that is not shown (it is a secret)" if field in SECRET_SETTINGS else repr(raw_values[field])
+            raise SettingsError(f"{variable}: {message} (got {got}).", variable) from None
 
 
 def _origin(annotation: Any) -> Any:

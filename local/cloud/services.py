@@ -13,6 +13,7 @@ MODULES = [
     "local.cloud.arm_network",
     "local.cloud.arm_sentinel",
     "local.cloud.loganalytics",
+    "local.cloud.oidc",
     "local.cloud.sink",
 ]
 

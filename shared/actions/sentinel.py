@@ -18,11 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import html
-import re
 import uuid
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -30,13 +27,9 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    GetCoreSchemaHandler,
-    GetJsonSchemaHandler,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
-from pydantic.json_schema import JsonSchemaValue
-from pydantic_core import CoreSchema, core_schema
 
 from shared.actions.context import ActionContext
 from shared.actions.executor import ActionError
@@ -44,17 +37,15 @@ from shared.actions.model import Outcome, Plan, Target, azure_role
 from shared.actions.registry import enricher, responder
 from shared.azure.errors import NotFound
 from shared.azure.sentinel import CLASSIFICATION_FIELDS, IncidentRef, merge_incident, same_incident, writable
+from shared.safehtml import CONTROL_CHARACTERS, MAX_COMMENT_CHARS, SafeHtml
 
 SENTINEL_READER = (azure_role("Microsoft Sentinel Reader", "Microsoft.SecurityInsights/incidents/read"),)
 COMMENT_WRITER = (azure_role("Microsoft Sentinel Responder", "Microsoft.SecurityInsights/incidents/comments/write"),)
 INCIDENT_WRITER = (azure_role("Microsoft Sentinel Responder", "Microsoft.SecurityInsights/incidents/write"),)
 
-MAX_COMMENT_CHARS = 30_000  # Sentinel's limit on one comment's message
 # Fixed forever: a comment id computed by one release must be the same in the next, or a retry across an upgrade
 # would add a second comment.
 COMMENT_NAMESPACE = uuid.UUID("6c0b8f0e-52d1-4f6a-9a57-3e0c6f1d2b84")
-_TEXT_CHUNK = 200  # untrusted text is escaped in chunks this long, so a cut never splits an entity such as &amp;
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 Severity = Literal["High", "Medium", "Low", "Informational"]
 IncidentStatus = Literal["New", "Active", "Closed"]
@@ -84,7 +75,7 @@ def _object_id(value: str | None) -> str | None:
 
 def _label(value: str) -> str:
     text = value.strip()
-    if not text or len(text) > 256 or _CONTROL.search(text) or "\n" in text or "\r" in text:
+    if not text or len(text) > 256 or CONTROL_CHARACTERS.search(text) or "\n" in text or "\r" in text:
         raise ValueError("a label is 1 to 256 characters on one line")
     return text
 
@@ -212,132 +203,6 @@ async def get_incident(ctx: ActionContext, params: IncidentContextParams) -> Inc
     )
 
 
-# ---------------------------------------------------------------------------------------------------------------------
-# comment markup that cannot carry untrusted markup
-
-
-@dataclass(frozen=True)
-class _Block:
-    """One element: `head` and `tail` wrap `items`, complete pieces that can be dropped from the end when cutting."""
-
-    head: str
-    items: tuple[str, ...]
-    tail: str
-
-    def render(self, count: int | None = None) -> str:
-        return self.head + "".join(self.items[:count]) + self.tail
-
-
-class SafeHtml:
-    """HTML for an incident comment, made only by the constructors below, each of which escapes every string it is
-    given. There is deliberately no way to make one from a markup string, and a SafeHtml cannot come from JSON or
-    YAML: untrusted text (titles, entity names, query results) never becomes markup."""
-
-    __slots__ = ("_blocks",)
-
-    def __init__(self, *blocks: _Block) -> None:
-        self._blocks = blocks
-
-    def __add__(self, other: SafeHtml) -> SafeHtml:
-        if not isinstance(other, SafeHtml):
-            return NotImplemented
-        return SafeHtml(*self._blocks, *other._blocks)
-
-    def __str__(self) -> str:
-        return "".join(block.render() for block in self._blocks)
-
-    def __repr__(self) -> str:
-        return f"SafeHtml({len(self._blocks)} blocks, {len(str(self))} characters)"
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, SafeHtml) and self._blocks == other._blocks
-
-    def __hash__(self) -> int:
-        return hash(self._blocks)
-
-    @classmethod
-    def text(cls, value: str) -> SafeHtml:
-        """A paragraph of plain text; line breaks are kept."""
-        cleaned = _CONTROL.sub("", value.replace("\r\n", "\n").replace("\r", "\n"))
-        if not cleaned:
-            return cls()
-        chunks = tuple(
-            html.escape(cleaned[i : i + _TEXT_CHUNK]).replace("\n", "<br>") for i in range(0, len(cleaned), _TEXT_CHUNK)
-        )
-        return cls(_Block("<p>", chunks, "</p>"))
-
-    @classmethod
-    def heading(cls, value: str, level: int = 3) -> SafeHtml:
-        level = min(max(level, 1), 6)
-        return cls(_Block(f"<h{level}>", (_escape(value),), f"</h{level}>"))
-
-    @classmethod
-    def table(cls, headers: Sequence[str], rows: Iterable[Sequence[object]]) -> SafeHtml:
-        head = "<table><tr>" + "".join(f"<th>{_escape(h)}</th>" for h in headers) + "</tr>"
-        cells = tuple("<tr>" + "".join(f"<td>{_escape(cell)}</td>" for cell in row) + "</tr>" for row in rows)
-        return cls(_Block(head, cells, "</table>"))
-
-    @classmethod
-    def bullets(cls, items: Iterable[object]) -> SafeHtml:
-        return cls(_Block("<ul>", tuple(f"<li>{_escape(item)}</li>" for item in items), "</ul>"))
-
-    @classmethod
-    def link(cls, label: str, url: str) -> SafeHtml:
-        """A paragraph with one link; only https URLs (no javascript:, data: or relative links)."""
-        if not url.startswith("https://") or any(c.isspace() or c in "<>\"'`" for c in url):
-            raise ValueError("a link must be an https URL without spaces or quotes")
-        return cls(_Block("<p>", (f'<a href="{html.escape(url, quote=True)}">{_escape(label)}</a>',), "</p>"))
-
-    def render(self, limit: int = MAX_COMMENT_CHARS) -> tuple[str, int]:
-        """The markup within `limit` characters and how many characters of the full markup were left out. Cuts
-        between blocks or between a block's items, so every element stays closed, and ends with a note."""
-        full = str(self)
-        if len(full) <= limit:
-            return full, 0
-        budget = limit - len(_truncation_note(len(full), len(full)))
-        parts: list[str] = []
-        used = 0
-        for block in self._blocks:
-            whole = block.render()
-            if used + len(whole) <= budget:
-                parts.append(whole)
-                used += len(whole)
-                continue
-            room = budget - used - len(block.head) - len(block.tail)
-            count = 0
-            for item in block.items:
-                if len(item) > room:
-                    break
-                room -= len(item)
-                count += 1
-            if count:
-                parts.append(block.render(count))
-            break
-        shown = "".join(parts)
-        omitted = len(full) - len(shown)
-        return shown + _truncation_note(omitted, len(full)), omitted
-
-    # pydantic: a SafeHtml field accepts SafeHtml instances only (never a string, never JSON input)
-    @classmethod
-    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
-        return core_schema.is_instance_schema(cls, serialization=core_schema.to_string_ser_schema())
-
-    @classmethod
-    def __get_pydantic_json_schema__(cls, schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
-        return {"type": "string", "description": "In-process only: markup built by shared.actions.sentinel.SafeHtml"}
-
-
-def _escape(value: object) -> str:
-    return html.escape(_CONTROL.sub("", str(value)), quote=True)
-
-
-def _truncation_note(omitted: int, total: int) -> str:
-    return (
-        f"<p><em>Truncated to Sentinel's {MAX_COMMENT_CHARS:,}-character comment limit: {omitted:,} of {total:,} "
-        "characters are not shown. The run record holds the full text.</em></p>"
-    )
-
-
 def comment_id_for(incident_arm_id: str, key: str) -> str:
     """The comment's id: the same incident and idempotency key give the same GUID, in any process, any release."""
     return str(uuid.uuid5(COMMENT_NAMESPACE, f"{IncidentRef.parse(incident_arm_id).id.lower()}\n{key}"))
@@ -460,6 +325,17 @@ def incident_changes(params: UpdateIncidentParams) -> dict[str, Any]:
     return changes
 
 
+def _unique(labels: Iterable[str]) -> list[str]:
+    """Labels in order, without repeats (label names compare case-insensitively)."""
+    seen: set[str] = set()
+    unique: list[str] = []
+    for label in labels:
+        if label.lower() not in seen:
+            seen.add(label.lower())
+            unique.append(label)
+    return unique
+
+
 def _same_value(field: str, left: Any, right: Any) -> bool:
     if field == "owner":
 
@@ -480,6 +356,10 @@ def _same_value(field: str, left: Any, right: Any) -> bool:
     destructive=False,
 )
 class UpdateIncident:
+    """`intended` is the change as asked (not its difference from what the plan read), so an outcome recorded after an
+    interrupted attempt, planned against the already-changed incident, still tells undo what to put back: undo
+    compares it with `prior`, the state recorded before the first attempt."""
+
     async def plan(self, ctx: ActionContext, params: UpdateIncidentParams) -> Plan:
         ref = incident_ref(ctx, params.incident_id)
         incident = await read_incident(ctx, ref)
@@ -488,15 +368,12 @@ class UpdateIncident:
         final_status = changes.get("status", current.get("status"))
         if any(field in changes for field in CLASSIFICATION_FIELDS) and final_status != "Closed":
             raise ActionError("a classification belongs to a closed incident: pass status Closed")
-        present = {str(label.get("labelName", "")).lower() for label in current.get("labels", [])}
-        new_labels = [label for label in dict.fromkeys(params.add_labels) if label.lower() not in present]
-        wanted = merge_incident(current, changes, add_labels=new_labels)
-        changed = {f: v for f, v in changes.items() if not _same_value(f, current.get(f), v)}
-        noop = same_incident(wanted, current)
+        labels = _unique(params.add_labels)
+        noop = same_incident(merge_incident(current, changes, add_labels=labels), current)
         return Plan(
             target=incident_target(incident),
             prior={"etag": incident.get("etag"), "properties": current},
-            intended={"incidentId": ref.id, "changes": changed, "addLabels": new_labels},
+            intended={"incidentId": ref.id, "changes": changes, "addLabels": labels},
             noop=noop,
             reason="the incident already is as asked" if noop else "",
         )
@@ -521,11 +398,14 @@ class UpdateIncident:
         restore: dict[str, Any] = {}
         kept: list[str] = []
         for field, value in (outcome.intended.get("changes") or {}).items():
+            if _same_value(field, before.get(field), value):
+                continue  # it already was so: the update did not change it
             if _same_value(field, now.get(field), value):
                 restore[field] = before.get(field)
             else:
                 kept.append(field)  # changed again by someone else since: theirs is newer than our prior
-        added = list(outcome.intended.get("addLabels") or [])
+        had = {str(label.get("labelName", "")).lower() for label in before.get("labels", [])}
+        added = [label for label in outcome.intended.get("addLabels") or [] if label.lower() not in had]
         updated = await ctx.azure.sentinel.update_incident(
             incident_id, restore, incident.get("etag"), remove_labels=added, current=incident
         )

@@ -1,19 +1,73 @@
-"""The per-process application service used by the routes and triggers (one per event loop: the storage and Azure
-clients are async and belong to the loop that made them)."""
+"""The per-process start-up and application service used by the routes and triggers.
+
+Start-up, on the first invocation rather than at import (a cold start stays fast): the settings are read and
+validated, and telemetry is configured. Bad settings do not stop the app from loading: health reports them, every
+HTTP route answers 503 naming the bad setting, and triggers fail with the same message in the log.
+
+One Service per event loop: the storage and Azure clients are async and belong to the loop that made them."""
 
 from __future__ import annotations
 
 import asyncio
-import logging
-from typing import TYPE_CHECKING
+import functools
+import inspect
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, TypeVar, cast
 
-from shared.settings import get_settings
+import azure.functions as func
+
+from shared.settings import SettingsError, get_settings
 
 if TYPE_CHECKING:
     from shared.service import Service
 
 _SERVICES: dict[int, tuple[asyncio.AbstractEventLoop, Service]] = {}
 _LOCK: dict[int, asyncio.Lock] = {}
+
+Handler = TypeVar("Handler", bound=Callable[..., func.HttpResponse | Awaitable[func.HttpResponse]])
+
+
+def start() -> None:
+    """Validates the settings (SettingsError names the bad one) and configures telemetry. Cheap after the first call."""
+    from shared import telemetry
+
+    telemetry.configure()
+    get_settings()
+
+
+def settings_problem() -> func.HttpResponse | None:
+    """None when the settings are valid; otherwise the 503 every route answers until they are fixed."""
+    from shared.api.responses import error_response
+
+    try:
+        start()
+    except SettingsError as error:
+        return error_response(503, "InvalidSetting", f"Riposte is not configured correctly: {error}", error.variable)
+    return None
+
+
+def configured(handler: Handler) -> Handler:
+    """For HTTP routes: answer 503 with the settings problem instead of failing with a 500."""
+    if inspect.iscoroutinefunction(handler):
+
+        @functools.wraps(handler)
+        async def guarded_async(req: func.HttpRequest) -> func.HttpResponse:
+            problem = settings_problem()
+            if problem is not None:
+                return problem
+            response: func.HttpResponse = await handler(req)
+            return response
+
+        return cast("Handler", guarded_async)
+
+    @functools.wraps(handler)
+    def guarded(req: func.HttpRequest) -> func.HttpResponse:
+        problem = settings_problem()
+        if problem is not None:
+            return problem
+        return cast("func.HttpResponse", handler(req))
+
+    return cast("Handler", guarded)
 
 
 async def get_service() -> Service:
@@ -29,8 +83,7 @@ async def get_service() -> Service:
         entry = _SERVICES.get(id(loop))
         if entry is not None and entry[0] is loop:
             return entry[1]
-        # azure-core logs each HTTP request at INFO: at a SOC's volume that is noise and cost in Application Insights.
-        logging.getLogger("azure.core.pipeline.policies.http_logging_policy").setLevel(logging.WARNING)
+        start()  # a trigger with bad settings fails here, naming the setting in the log
         store = RunStore()
         await store.ensure()
         service = Service(get_settings(), store)

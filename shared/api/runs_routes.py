@@ -9,8 +9,8 @@ from typing import Any
 
 import azure.functions as func
 
+from shared.api import auth
 from shared.api.context import get_service
-from shared.api.identity import caller
 from shared.api.responses import error_response, intake_error_response, json_response
 from shared.intake import Incident, IntakeError, decode_json_body, normalise
 from shared.settings import get_settings
@@ -66,15 +66,21 @@ async def post_incident(req: func.HttpRequest) -> func.HttpResponse:
         playbook=req.params.get("playbook"),
         dry_run=_flag(req.params.get("dryRun")),
         idempotency_key=req.headers.get("idempotency-key"),
-        by=caller(req),
+        by=auth.MACHINE_CALLER,
     )
 
 
 async def get_run(req: func.HttpRequest) -> func.HttpResponse:
+    caller = await auth.authorise(req, "run_status")
+    if isinstance(caller, func.HttpResponse):
+        return caller
     service = await get_service()
     run = await service.get(req.route_params["id"])
     if run is None:
         return error_response(404, "RunNotFound", f"No run {req.route_params['id']}.", "id")
+    refused = auth.may_read_run(caller, run.requested_by)
+    if refused is not None:
+        return refused
     if run.status.active:
         headers = {"Location": f"/api/runs/{run.id}", "Retry-After": str(RETRY_AFTER_S)}
         return json_response(run.public(), 202, headers)
@@ -82,6 +88,9 @@ async def get_run(req: func.HttpRequest) -> func.HttpResponse:
 
 
 async def list_runs(req: func.HttpRequest) -> func.HttpResponse:
+    caller = await auth.authorise(req, "runs")
+    if isinstance(caller, func.HttpResponse):
+        return caller
     service = await get_service()
     try:
         limit = max(1, min(int(req.params.get("limit", "50")), 500))
@@ -95,6 +104,9 @@ async def list_runs(req: func.HttpRequest) -> func.HttpResponse:
 async def decide(req: func.HttpRequest, decision: str) -> func.HttpResponse:
     from shared.service import ServiceError
 
+    caller = await auth.authorise(req, decision)  # the function names: approve, reject
+    if isinstance(caller, func.HttpResponse):
+        return caller
     try:
         body = _body(req, optional=True)
     except IntakeError as error:
@@ -106,7 +118,7 @@ async def decide(req: func.HttpRequest, decision: str) -> func.HttpResponse:
         return error_response(400, "InvalidValue", "step and comment must be strings.", "step")
     service = await get_service()
     try:
-        run = await service.decide(req.route_params["id"], decision, caller(req), step=step, comment=comment)
+        run = await service.decide(req.route_params["id"], decision, caller.label, step=step, comment=comment)
     except ServiceError as error:
         return error_response(error.status, error.code, error.message, error.target)
     return json_response(run.public(), 200)
@@ -115,9 +127,12 @@ async def decide(req: func.HttpRequest, decision: str) -> func.HttpResponse:
 async def rollback(req: func.HttpRequest) -> func.HttpResponse:
     from shared.service import ServiceError
 
+    caller = await auth.authorise(req, "rollback")
+    if isinstance(caller, func.HttpResponse):
+        return caller
     service = await get_service()
     try:
-        run = await service.request_rollback(req.route_params["id"], caller(req))
+        run = await service.request_rollback(req.route_params["id"], caller.label)
     except ServiceError as error:
         return error_response(error.status, error.code, error.message, error.target)
     headers = {"Location": f"/api/runs/{run.id}", "Retry-After": str(RETRY_AFTER_S)}
@@ -159,11 +174,17 @@ def catalogue() -> dict[str, Any]:
 
 
 def get_playbooks(req: func.HttpRequest) -> func.HttpResponse:
+    caller = auth.authorise_sync(req, "playbooks")
+    if isinstance(caller, func.HttpResponse):
+        return caller
     return json_response(catalogue())
 
 
 async def manual_run(req: func.HttpRequest) -> func.HttpResponse:
     """{"incident": <any supported payload>} or {"entities": [...], "title"?, "severity"?}; "dryRun": bool."""
+    caller = await auth.authorise(req, "manual_run")
+    if isinstance(caller, func.HttpResponse):
+        return caller
     try:
         body = _body(req)
     except IntakeError as error:
@@ -189,7 +210,7 @@ async def manual_run(req: func.HttpRequest) -> func.HttpResponse:
         playbook=req.route_params["name"],
         dry_run=dry_run,
         idempotency_key=req.headers.get("idempotency-key"),
-        by=caller(req),
+        by=caller.label,
     )
 
 

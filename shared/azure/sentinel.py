@@ -41,6 +41,7 @@ WRITABLE = (
 )
 CLASSIFICATION_FIELDS = ("classification", "classificationReason", "classificationComment")
 MAX_CONCURRENCY_RETRIES = 5  # re-read and re-apply after 412/409 at most this many times
+# Read-only POSTs (entities, alerts) retry on 429/5xx like GETs; azure-core retries a POST only on Retry-After.
 _RETRY_METHODS = frozenset({"HEAD", "GET", "PUT", "DELETE", "OPTIONS", "TRACE", "POST"})
 _INCIDENT_ID = re.compile(
     r"^/subscriptions/(?P<subscription>[^/]+)/resourceGroups/(?P<group>[^/]+)"

@@ -7,10 +7,12 @@ worker schedules a continuation for then."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
+from shared import telemetry
 from shared.actions.model import Finding, Outcome, Status
 from shared.engine.model import ApprovalState, PollState, Run, RunStatus, StepState, StepStatus
 from shared.engine.planner import WRITEBACK
@@ -32,6 +34,7 @@ class ActionPort(Protocol):
 Checkpoint = Callable[[Run], Awaitable[None]]
 
 _DONE_STATUSES = (Status.DONE, Status.ALREADY_DONE, Status.DRY_RUN)
+log = logging.getLogger("riposte.engine")
 
 
 class Runner:
@@ -105,6 +108,19 @@ class Runner:
     # --- one step ------------------------------------------------------------------------------------------------
 
     async def _run_step(self, run: Run, step: StepState) -> bool:
+        """One step under its own span; every log line inside carries the step's id."""
+        with telemetry.step_scope(step.id, uses=step.uses, kind=step.kind) as scope:
+            changed = await self._advance_step(run, step)
+            failed = step.status is StepStatus.FAILED
+            scope.finished(step.status.value, step.reason, failed=failed)
+            if changed and step.status.finished:
+                level = logging.WARNING if failed else logging.INFO
+                log.log(level, "step %s (%s) %s%s", step.id, step.uses, step.status.value, _because(step.reason))
+            elif changed:
+                log.info("step %s (%s) is %s%s", step.id, step.uses, step.status.value, _because(step.reason))
+            return changed
+
+    async def _advance_step(self, run: Run, step: StepState) -> bool:
         if step.started_at is None:
             step.started_at = self.clock()
         step.attempts += 1
@@ -353,9 +369,20 @@ class Runner:
             and (s.undo is None or s.undo.get("status") == Status.FAILED.value)
         ]  # fmt: skip
         for step in sorted(done, key=lambda s: s.ended_at or 0, reverse=True):
-            undone = await self.actions.undo(Outcome.model_validate(step.outcome))
-            step.undo = undone.model_dump(mode="json", by_alias=True)
-            await self._save(run)
+            with telemetry.step_scope(step.id, uses=step.uses, kind="undo") as scope:
+                undone = await self.actions.undo(Outcome.model_validate(step.outcome))
+                step.undo = undone.model_dump(mode="json", by_alias=True)
+                undo_failed = undone.status is Status.FAILED
+                scope.finished(undone.status.value, undone.reason, failed=undo_failed)
+                log.log(
+                    logging.WARNING if undo_failed else logging.INFO,
+                    "undo of step %s (%s) %s%s",
+                    step.id,
+                    step.uses,
+                    undone.status.value,
+                    _because(undone.reason),
+                )
+                await self._save(run)
         failed = [s for s in run.steps if s.undo and s.undo.get("status") == Status.FAILED.value]
         run.status = RunStatus.FAILED if failed else RunStatus.ROLLED_BACK
         run.reason = "; ".join(f"undo of {s.id} failed: {s.undo.get('reason')}" for s in failed if s.undo)
@@ -374,6 +401,10 @@ class Runner:
             )
         await self._save(run)
         return run
+
+
+def _because(reason: str) -> str:
+    return f": {reason}" if reason else ""
 
 
 def _value_of(step: StepState) -> Any:

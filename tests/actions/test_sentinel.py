@@ -324,13 +324,14 @@ async def test_update_incident_sets_fields_keeps_labels_and_undo_restores(
         {"labelName": "identity", "labelType": "AutoAssigned"},
         {"labelName": "riposte", "labelType": "User"},
     ]
-    assert outcome.prior["properties"]["severity"] == "High" and outcome.intended["addLabels"] == ["riposte"]
+    assert outcome.prior["properties"]["severity"] == "High"
     assert [r["status"] for r in sentinel_puts(cloud)] == [200]
 
     undone = await executor.undo(ctx, outcome)
     assert undone.status is Status.UNDONE, undone.reason
     assert state(cloud, SIGNIN_INCIDENT) == before
     assert undone.result["restored"] == ["owner", "severity", "status"] and undone.result["keptChangedSince"] == []
+    assert undone.result["removedLabels"] == ["riposte"]  # identity was there before: it stays
 
 
 async def test_update_incident_already_as_asked_is_a_noop(make_context: ContextFactory, cloud: CloudHandle):
@@ -355,6 +356,27 @@ async def test_update_incident_replayed_with_the_same_key_writes_nothing(
     again = await executor.respond(make_context(ledger=ledger), "sentinel.update_incident", params, key="k")
     assert first.status is Status.DONE and again == first
     assert len(sentinel_puts(cloud)) == 1
+
+
+async def test_update_incident_interrupted_after_its_write_is_done_and_undoable(
+    make_context: ContextFactory, cloud: CloudHandle
+):
+    """The PUT happened, then the worker died before recording the outcome: the retry finds its own change, writes
+    nothing, reports DONE with the prior state recorded before the first attempt, and undo restores that."""
+    before = state(cloud, SIGNIN_INCIDENT)
+    ledger = MemoryLedger()
+    params = {"incidentId": SIGNIN_INCIDENT, "severity": "Low", "addLabels": ["riposte"]}
+    await executor.respond(make_context(ledger=ledger), "sentinel.update_incident", params, key="k")
+    entry = ledger.entries["k"]
+    entry["state"] = "intent"  # as the ledger stands when the worker dies between the PUT and put_outcome
+    del entry["outcome"]
+    retried = await executor.respond(make_context(ledger=ledger), "sentinel.update_incident", params, key="k")
+    assert retried.status is Status.DONE and retried.result == {"replayed": True}
+    assert len(sentinel_puts(cloud)) == 1
+    assert retried.prior["properties"]["severity"] == "High"
+    undone = await executor.undo(make_context(), retried)
+    assert undone.status is Status.UNDONE, undone.reason
+    assert state(cloud, SIGNIN_INCIDENT) == before
 
 
 async def test_update_incident_closes_with_classification_and_undo_reopens(

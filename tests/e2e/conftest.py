@@ -125,9 +125,27 @@ def host_url(host: Host) -> str:
     return host.url
 
 
+def mint_token(cloud_server: Any, **spec: Any) -> str:
+    """An access token for Riposte's API from the emulated Entra ID (POST /_admin/tokens, local/cloud/oidc.py)."""
+    response = httpx.post(
+        f"{cloud_server.url}/_admin/tokens", json=spec, verify=str(cloud_server.certs.ca_path), timeout=30
+    )
+    response.raise_for_status()
+    token: str = response.json()["access_token"]
+    return token
+
+
+ANALYST_ROLES = ["Riposte.Run", "Riposte.Approve", "Riposte.Read"]
+
+
 @pytest.fixture
-def client(host_url: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=host_url, headers={"x-functions-key": FUNCTION_KEY}, timeout=30) as c:
+def client(host_url: str, cloud_server: Any) -> Iterator[httpx.Client]:
+    """A SOC analyst's client: the function key and an Entra token holding every Riposte app role."""
+    headers = {
+        "x-functions-key": FUNCTION_KEY,
+        "authorization": f"Bearer {mint_token(cloud_server, roles=ANALYST_ROLES)}",
+    }
+    with httpx.Client(base_url=host_url, headers=headers, timeout=30) as c:
         yield c
 
 

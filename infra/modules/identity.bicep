@@ -1,0 +1,17 @@
+// The one identity Riposte acts as: the Function App runs as it, reaches its storage with it, and every Graph
+// permission and Azure role in docs/permissions.md is granted to it.
+
+param name string
+param location string
+param tags object = {}
+
+resource identity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = {
+  name: name
+  location: location
+  tags: tags
+}
+
+output id string = identity.id
+output name string = identity.name
+output principalId string = identity.properties.principalId
+output clientId string = identity.properties.clientId
