@@ -272,3 +272,52 @@ def _origin(annotation: Any) -> Any:
 @cache
 def get_settings() -> Settings:
     return Settings.from_env()
+
+
+# --- local.settings.json.example: generated from the fields above, so it documents every setting ------------------
+
+PLATFORM_SETTINGS = {  # what the Functions runtime and the telemetry read, besides RIPOSTE_*
+    "FUNCTIONS_WORKER_RUNTIME": ("python", "The Functions language worker"),
+    "AzureWebJobsStorage": (
+        "UseDevelopmentStorage=true",
+        "Storage for the runs, ledger and dedup tables and the work queue (Azurite locally). In Azure, prefer the "
+        "managed identity: AzureWebJobsStorage__accountName=<account> instead of a connection string",
+    ),
+    "APPLICATIONINSIGHTS_CONNECTION_STRING": (
+        "",
+        "Application Insights to export logs and traces to (azure-monitor-opentelemetry); empty: nothing exported",
+    ),
+}
+
+
+def _example_value(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, tuple):
+        return ",".join(map(str, value))
+    return str(value)
+
+
+def local_settings_example() -> str:
+    """local.settings.json.example: every setting with its default in Values, and what it means in Descriptions
+    (Core Tools reads Values and ignores the other keys; JSON has no comments)."""
+    import json
+
+    values = {name: default for name, (default, _) in PLATFORM_SETTINGS.items()}
+    descriptions = {name: description for name, (_, description) in PLATFORM_SETTINGS.items()}
+    for name, info in Settings.model_fields.items():
+        values[env_name(name)] = _example_value(info.get_default(call_default_factory=True))
+        kind = "comma-separated list" if _is_list(info.annotation) else ""
+        descriptions[env_name(name)] = (info.description or "") + (f" ({kind})" if kind else "")
+    document = {"IsEncrypted": False, "Values": values, "Descriptions": descriptions}
+    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+
+
+def _is_list(annotation: Any) -> bool:
+    return tuple in (_origin(annotation), *map(_origin, get_args(annotation)))
+
+
+if __name__ == "__main__":  # python -m shared.settings > local.settings.json.example
+    print(local_settings_example(), end="")

@@ -320,7 +320,7 @@ def configure(env: Mapping[str, str] | None = None) -> None:
         if connection_string:
             _configure_azure_monitor(connection_string)
         configure_logging()
-        _enable_sdk_tracing()
+        enable_sdk_tracing()
         _configured = True
 
 
@@ -347,7 +347,7 @@ def _is_exporter(handler: logging.Handler) -> bool:
     return type(handler).__module__.startswith("opentelemetry")
 
 
-def _enable_sdk_tracing() -> None:
+def enable_sdk_tracing() -> None:
     """azure-core's own OpenTelemetry tracing: a span per SDK operation and per HTTP request, nested under ours."""
     from azure.core.settings import settings
 

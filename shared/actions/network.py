@@ -18,6 +18,7 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
+from shared.actions.compute import read_vm, vm_target
 from shared.actions.context import ActionContext
 from shared.actions.executor import ActionError
 from shared.actions.model import Outcome, Plan, Target, azure_role
@@ -49,18 +50,6 @@ def _tags(resource: dict[str, Any]) -> dict[str, str]:
 def _nsg_of(nic: dict[str, Any]) -> str | None:
     found = ((nic.get("properties") or {}).get("networkSecurityGroup") or {}).get("id")
     return str(found) if found else None
-
-
-async def _read_vm(ctx: ActionContext, vm_id: str, *, instance_view: bool = False) -> dict[str, Any]:
-    try:
-        vm: dict[str, Any] = await ctx.azure.compute.get_vm(vm_id, instance_view=instance_view)
-    except NotFound:
-        raise ActionError(f"virtual machine {vm_id} was not found") from None
-    return vm
-
-
-def _vm_target(vm: dict[str, Any], vm_id: str) -> Target:
-    return Target(kind="vm", id=str(vm.get("id") or vm_id), display=str(vm.get("name") or ""), tags=_tags(vm))
 
 
 async def _settled(*steps: Awaitable[T]) -> list[T]:
@@ -225,7 +214,7 @@ class IsolateVm:
     recorded before the first attempt (the executor's ledger), so it finishes the job without duplicating it."""
 
     async def plan(self, ctx: ActionContext, params: IsolateParams) -> Plan:
-        vm = await _read_vm(ctx, params.vm)
+        vm = await read_vm(ctx, params.vm, instance_view=False)
         vm_id = ArmId.parse(str(vm.get("id") or params.vm), VM_TYPE)
         nic_ids = [
             str(n["id"])
@@ -248,7 +237,7 @@ class IsolateVm:
         to_move = [entry["nic"] for entry in previous if not same_id(entry["nsg"], nsg_id)]
         noop = nsg_ready and not to_move
         return Plan(
-            target=_vm_target(vm, str(vm_id)),
+            target=vm_target(vm, str(vm_id)),
             prior={"nics": previous, "isolationNsgExisted": nsg is not None},
             intended={
                 "isolationNsgId": nsg_id,
@@ -614,9 +603,9 @@ class StartPacketCapture:
         max_bytes = params.max_bytes or settings.capture_max_bytes
         if max_bytes > settings.capture_max_bytes:
             raise ActionError(f"maxBytes {max_bytes} is over the limit of {settings.capture_max_bytes}")
-        vm = await _read_vm(ctx, params.vm, instance_view=True)
+        vm = await read_vm(ctx, params.vm, instance_view=True)
         vm_id = ArmId.parse(str(vm.get("id") or params.vm), VM_TYPE)
-        target = _vm_target(vm, str(vm_id))
+        target = vm_target(vm, str(vm_id))
         state = power_state(vm)
         if state != "running":
             raise ActionError(f"{vm_id.name} is {state}: a packet capture needs a running VM")

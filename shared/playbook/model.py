@@ -17,9 +17,9 @@ to write back. Conditions and parameter values are CEL expressions evaluated by 
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 STEP_ID = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 DURATION = re.compile(r"^(\d+)(s|m|h|d)$")
@@ -36,6 +36,14 @@ def duration_seconds(text: str) -> int:
     if not match:
         raise ValueError(f"{text!r} is not a duration such as 30s, 10m, 2h or 1d")
     return int(match.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
+
+
+def _duration(text: str) -> str:
+    duration_seconds(text)
+    return text
+
+
+Duration = Annotated[str, AfterValidator(_duration)]
 
 
 class _Strict(BaseModel):
@@ -55,7 +63,10 @@ class Match(_Strict):
     @classmethod
     def _regex(cls, value: str | None) -> str | None:
         if value is not None:
-            re.compile(value)
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a regular expression: {exc}") from None
         return value
 
     @field_validator("entity_kinds")
@@ -74,7 +85,7 @@ class _Step(_Strict):
     with_: dict[str, str | int | float | bool] = Field(default_factory=dict, alias="with")
     needs: tuple[str, ...] = ()
     when: str | None = Field(None, description="A CEL condition; the step is skipped (with the reason) when false")
-    timeout: str = "5m"
+    timeout: Duration = "5m"
 
     @field_validator("id")
     @classmethod
@@ -90,12 +101,6 @@ class _Step(_Strict):
             raise ValueError(f"for_each must be one of {', '.join(ITERABLES)}")
         return value
 
-    @field_validator("timeout")
-    @classmethod
-    def _timeout(cls, value: str) -> str:
-        duration_seconds(value)
-        return value
-
 
 class EnrichStep(_Step):
     pass
@@ -104,14 +109,8 @@ class EnrichStep(_Step):
 class Approval(_Strict):
     when: str = Field("true", description="A CEL condition: approval is needed when it is true")
     quorum: int = Field(1, ge=1, le=5, description="How many distinct approvers must approve")
-    timeout: str = "4h"
+    timeout: Duration = "4h"
     on_timeout: Literal["reject", "approve"] = "reject"
-
-    @field_validator("timeout")
-    @classmethod
-    def _timeout(cls, value: str) -> str:
-        duration_seconds(value)
-        return value
 
 
 class WaitUntil(_Strict):
@@ -120,8 +119,8 @@ class WaitUntil(_Strict):
     uses: str
     with_: dict[str, str | int | float | bool] = Field(default_factory=dict, alias="with")
     until: str
-    every: str = "30s"
-    timeout: str = "2h"
+    every: Duration = "30s"
+    timeout: Duration = "2h"
 
 
 class ActionStep(_Step):
