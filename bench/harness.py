@@ -121,12 +121,20 @@ def stack(workers: int = 1, **settings: str) -> Iterator[Stack]:
             worker_port = free_port()
             worker_env = dict(env, RIPOSTE_HOST_PORT=str(worker_port), RIPOSTE_HOST_TRIGGERS="queue")
             worker_log = open(state / f"worker-{n}.log", "wb")  # noqa: SIM115 - written until the end
-            worker = subprocess.Popen([sys.executable, "-m", "local.host"], cwd=ROOT, env=worker_env,
-                                      stdout=worker_log, stderr=subprocess.STDOUT)
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "local.host"],
+                cwd=ROOT,
+                env=worker_env,
+                stdout=worker_log,
+                stderr=subprocess.STDOUT,
+            )
             processes.append(worker)
             worker_processes.append(worker)
-            _wait(lambda port=worker_port: httpx.get(f"http://127.0.0.1:{port}/api/health").status_code == 200,
-                  "queue worker", worker)
+            _wait(
+                lambda port=worker_port: httpx.get(f"http://127.0.0.1:{port}/api/health").status_code == 200,
+                "queue worker",
+                worker,
+            )
         yield Stack(host_url, cloud_url, str(ca), host, env, worker_processes)
     finally:
         for process in reversed(processes):

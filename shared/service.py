@@ -204,12 +204,15 @@ class Service:
         now = self.clock()
         if not run.status.active and not run.rollback_requested:
             return
-        if run.lease and run.lease.until > now and run.lease.owner != WORKER_ID:
+        # The lease belongs to this invocation, not to the process: two messages for one run can arrive in the same
+        # worker (a redelivery beside a continuation), and only one of them may advance it.
+        owner = f"{WORKER_ID}:{uuid.uuid4().hex[:8]}"
+        if run.lease and run.lease.until > now:
             await self.store.enqueue(run.id, run.lease.until - now, "lease held by another worker")
             return
         if run.continuation_at is not None and now + 1 >= run.continuation_at:
             run.continuation_at = None  # this is (or supersedes) the scheduled continuation
-        run.lease = Lease(owner=WORKER_ID, until=now + self.settings.run_lease_seconds)
+        run.lease = Lease(owner=owner, until=now + self.settings.run_lease_seconds)
         try:
             etag = await self.store.save(run, etag)
         except LostLease:

@@ -60,10 +60,6 @@ class LogContext:
 _CONTEXT: ContextVar[LogContext] = ContextVar("riposte_log_context", default=LogContext())  # noqa: B039 - frozen
 
 
-def current_context() -> LogContext:
-    return _CONTEXT.get()
-
-
 @contextmanager
 def log_context(**changes: str | None) -> Iterator[LogContext]:
     """Log records made inside carry these fields (run_id, incident_id, playbook, step); no span."""
@@ -77,16 +73,10 @@ def log_context(**changes: str | None) -> Iterator[LogContext]:
 class SpanHandle:
     """What the engine may do with its span: record how the step or run ended. No OpenTelemetry type leaks out."""
 
-    def __init__(self, span: Span | None) -> None:
+    def __init__(self, span: Span) -> None:
         self._span = span
 
-    def set(self, name: str, value: str | bool | int | float) -> None:
-        if self._span is not None:
-            self._span.set_attribute(name, value)
-
     def finished(self, status: str, reason: str = "", *, failed: bool = False) -> None:
-        if self._span is None:
-            return
         self._span.set_attribute("riposte.status", status)
         if reason:
             self._span.set_attribute("riposte.reason", redact(reason))
@@ -147,6 +137,7 @@ _CREDENTIAL_NAMES = (
     r"|ocp-apim-subscription-key|api[-_]?key|accountkey|sharedaccesskey|primarykey|secondarykey|masterkey"
     r"|instrumentationkey|[a-z_-]*secret|[a-z_-]*password|passwd|pwd|[a-z_-]*token"
 )
+_CREDENTIAL_NAME = re.compile(rf"(?i){_CREDENTIAL_NAMES}")
 _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     # JWTs first (three base64url parts, the first a JSON header: "eyJ"), wherever they appear.
     (re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"), REDACTED),
@@ -158,7 +149,7 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
         rf"\1\2{REDACTED}",
     ),
     # Query parameters that are credentials: the function key (code=) and SAS signatures (sig=).
-    (re.compile(r"(?i)([?&](?:code|sig|signature|client_secret|access_token|token)=)[^&#\s\"'<>]+"), rf"\1{REDACTED}"),
+    (re.compile(r"(?i)([?&](?:code|sig|signature|client_secret|access_token|token)=)[^&#;\s\"'<>]+"), rf"\1{REDACTED}"),
     # name: value and name=value pairs whose name says secret (headers, connection strings, JSON, form bodies).
     (
         re.compile(
@@ -174,7 +165,7 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 
 # Environment variables whose values are secrets the process holds; redacted wherever they appear verbatim.
-_SECRET_ENV = re.compile(r"(?i)(key|secret|password|token|identity_header|connection_string|webhook_url)$")
+_SECRET_ENV = re.compile(r"(?i)(key|secret|password|token|identity_header|connection_?string|webhook_url)$")
 _SECRET_ENV_NAMES = ("AzureWebJobsStorage", "IDENTITY_HEADER", "MSI_SECRET")
 _MIN_KNOWN_SECRET = 8  # shorter values would redact ordinary words
 _known_secrets: tuple[str, ...] = ()
@@ -213,10 +204,14 @@ def _redacted_value(value: Any) -> Any:
         return redact(value)
     if isinstance(value, bool | int | float) or value is None:
         return value
-    try:
-        return json.loads(redact(json.dumps(value, default=str)))
-    except (TypeError, ValueError):
-        return redact(repr(value))
+    if isinstance(value, Mapping):  # headers and bodies: a value under a secret's name goes whole
+        return {
+            str(key): REDACTED if _CREDENTIAL_NAME.fullmatch(str(key)) else _redacted_value(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_redacted_value(item) for item in value]
+    return redact(str(value))
 
 
 class RedactSecrets(logging.Filter):
@@ -269,8 +264,8 @@ class JsonFormatter(logging.Formatter):
                 document[name] = value
         document.update(_trace_ids())
         for name, value in record.__dict__.items():
-            if name not in _STANDARD_ATTRIBUTES and name not in document and not name.startswith("_"):
-                document[name] = value
+            if name not in _STANDARD_ATTRIBUTES and name not in document and not name.startswith(("_", "otel")):
+                document[name] = value  # extra= fields; OpenTelemetry's own otel* ones repeat traceId and spanId
         if record.exc_info and record.exc_info[0] is not None:
             error = record.exc_info[1]
             document["exception"] = {
@@ -304,7 +299,6 @@ def _trace_ids() -> dict[str, str]:
 _QUIET_LOGGERS = ("azure.core.pipeline.policies.http_logging_policy", "httpx")
 _configured = False
 _lock = threading.Lock()
-exporting = False  # True once the Azure Monitor exporter is set up
 
 
 def configure(env: Mapping[str, str] | None = None) -> None:
@@ -355,7 +349,12 @@ def enable_sdk_tracing() -> None:
 
 
 def _configure_azure_monitor(connection_string: str) -> None:
-    global exporting
+    from opentelemetry import trace
+
+    if type(trace.get_tracer_provider()).__module__.startswith("opentelemetry.sdk"):
+        # The Functions Python worker configured the distro already (PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY):
+        # a second configuration would export everything twice.
+        return
     try:
         from azure.monitor.opentelemetry import configure_azure_monitor
     except ImportError:
@@ -364,4 +363,3 @@ def _configure_azure_monitor(connection_string: str) -> None:
     # Logs go to Application Insights through the root logger's OpenTelemetry handler, traces through the
     # tracer provider; both carry the run's fields as custom dimensions.
     configure_azure_monitor(connection_string=connection_string)
-    exporting = True

@@ -64,6 +64,7 @@ SCOPES: dict[str, tuple[str, str]] = {
     "capture": ("captureRoles", "the packet capture storage account (`captureStorageAccountId`) only"),
     "riposte": ("platformRoles", "Riposte's own resource group"),
     "riposte_storage": ("storageRoles", "Riposte's own storage account only"),
+    "relay": ("relayRoles", "Riposte's own resource group, where the relay Logic App is"),
 }
 
 # Packet captures live on the region's Network Watcher, which Azure keeps in its own resource group: the capture
@@ -113,7 +114,7 @@ PLATFORM_ROLES: tuple[PlatformRole, ...] = (
     PlatformRole(
         "Microsoft Sentinel Automation Contributor",
         "f4c81013-99ee-4d62-a7ee-b3f1f648599a",
-        "riposte",
+        "relay",
         "the Azure Security Insights service principal (Microsoft Sentinel)",
         "lets the automation rule run the relay Logic App",
     ),
@@ -155,8 +156,8 @@ def graph_app_role_id(name: str) -> str:
         return GRAPH_APP_ROLE_IDS[name]
     except KeyError:
         raise MissingId(
-            f"no app role id for the Graph permission {name!r}: add it to GRAPH_APP_ROLE_IDS in tools/gen_permissions.py "
-            "from Microsoft's Graph permissions reference"
+            f"no app role id for the Graph permission {name!r}: add it to GRAPH_APP_ROLE_IDS in "
+            "tools/gen_permissions.py from Microsoft's Graph permissions reference"
         ) from None
 
 
@@ -215,12 +216,11 @@ def permissions_markdown(all_needs: list[Need]) -> str:
             lines.append(f"| `{need.name}` | `{graph_app_role_id(need.name)}` | {_cell(need.actions)} |")
     lines += [
         "",
-        "Disabling or re-enabling an account that holds a privileged Entra role needs more than",
-        "`User.EnableDisableAccount.All`: Microsoft Graph refuses it unless the identity also holds an Entra role at",
-        "least as privileged. Riposte reads the target's roles first (`RoleManagement.Read.Directory`) so the",
-        "guardrails and the approval rules see them; keep privileged accounts in `RIPOSTE_PROTECTED_USERS` or",
-        "`RIPOSTE_PROTECTED_GROUPS` rather than granting Riposte a directory role.",
-        "`IdentityRiskyUser.*` and `IdentityRiskEvent.Read.All` need Microsoft Entra ID P2 (risk detections: P1 or P2).",
+        "Microsoft Graph lets an application change `accountEnabled` on a user who holds a privileged",
+        "administrator role only if the application also holds a higher privileged Entra role; Riposte is not given",
+        "one. It reads the target's roles first (`RoleManagement.Read.Directory`) so the guardrails and approval rules",
+        "see them: keep privileged accounts in `RIPOSTE_PROTECTED_USERS` or `RIPOSTE_PROTECTED_GROUPS`.",
+        "`IdentityRiskyUser.*` needs Microsoft Entra ID P2; `IdentityRiskEvent.Read.All` needs P1 or P2.",
         "",
         "## Azure roles for the actions",
         "",
@@ -245,9 +245,8 @@ def permissions_markdown(all_needs: list[Need]) -> str:
         "| --- | --- | --- | --- | --- |",
     ]
     for platform in PLATFORM_ROLES:
-        lines.append(
-            f"| {platform.name} | `{platform.id}` | {platform.principal} | {SCOPES[platform.scope][1]} | {platform.why} |"
-        )
+        where = SCOPES[platform.scope][1]
+        lines.append(f"| {platform.name} | `{platform.id}` | {platform.principal} | {where} | {platform.why} |")
     lines += [
         "",
         "## Per action",

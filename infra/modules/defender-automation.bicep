@@ -10,26 +10,26 @@ param relayLogicAppName string
 param relayTriggerName string
 
 @description('Alert severities relayed (High, Medium, Low, Informational); empty relays every alert')
-param severities string[] = [
+param severities array = [
   'High'
   'Medium'
 ]
 
 @description('Scopes (subscription or resource group ids) whose alerts are relayed')
-param scopes string[]
+param scopes array
 
 resource relay 'Microsoft.Logic/workflows@2019-05-01' existing = {
   name: relayLogicAppName
 }
 
-// Rule sets are OR-ed: one per severity.
+// Rule sets are OR-ed: one per severity, written in lower case as Defender for Cloud's own export policies write them.
 var ruleSets = [
   for severity in severities: {
     rules: [
       {
         propertyJPath: 'Severity'
         propertyType: 'String'
-        expectedValue: severity
+        expectedValue: toLower(severity)
         operator: 'Equals'
       }
     ]

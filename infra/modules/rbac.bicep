@@ -12,7 +12,7 @@ param principalId string
 param principalType string = 'ServicePrincipal'
 
 @description('Built-in role definition ids (GUIDs), each listed with its name in main.bicep')
-param roleDefinitionIds string[]
+param roleDefinitionIds array
 
 @description('When set, the roles are scoped to this storage account of the resource group, not the whole group')
 param storageAccountName string = ''

@@ -11,7 +11,7 @@ param relayLogicAppId string
 param order int = 100
 
 @description('Incident severities that are relayed; empty relays every new incident')
-param severities string[] = []
+param severities array = []
 
 resource workspace 'Microsoft.OperationalInsights/workspaces@2023-09-01' existing = {
   name: workspaceName

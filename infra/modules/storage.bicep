@@ -29,6 +29,8 @@ resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   #checkov:skip=CKV_AZURE_35:The Flex Consumption app reaches this account over its public endpoint (no VNet integration in this template); shared keys are disabled, so every request needs an Entra ID token and a data role.
   #checkov:skip=CKV_AZURE_33:Queue classic logging needs shared-key-era Storage Analytics; this account has shared keys off. Use Azure Monitor diagnostic settings on the account if queue logs are required.
   #checkov:skip=CKV2_AZURE_1:Customer-managed keys need a Key Vault and key rotation process that a deployment of this size does not carry; data is encrypted at rest with Microsoft-managed keys.
+  #checkov:skip=CKV_AZURE_59:See CKV_AZURE_35: the public endpoint stays reachable for the Flex Consumption app; anonymous blob access and shared keys are both disabled.
+  #checkov:skip=CKV_AZURE_206:Zone-redundant (ZRS) by default: three copies across availability zones. Geo-replication (skuName Standard_GZRS) is a parameter away where a regional outage must not pause Riposte.
   #checkov:skip=CKV2_AZURE_33:A private endpoint needs the VNet integration this template leaves out (see CKV_AZURE_35).
   name: name
   location: location

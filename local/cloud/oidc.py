@@ -18,6 +18,7 @@ POST /_admin/tokens takes a JSON object, every field optional:
   signing    valid (default) | none (alg none, no signature) | other-key (a key the JWKS does not publish, its own
              kid) | other-key-same-kid (another key claiming the published kid) | hs256-public-key (HMAC with the
              published public key as the secret) | tampered (validly signed, then the payload altered)
+  kid        the key id the header names, in place of the signing key's own
   roles, aud, iss, tid, oid, sub, upn, preferred_username, unique_name, name, appid, azp, scp, idtyp, exp, nbf, iat:
              claim values that replace the defaults
   claims     any further claims; a null value removes a claim
@@ -69,7 +70,7 @@ CLAIM_FIELDS = (
     "nbf",
     "iat",
 )
-OPTION_FIELDS = ("kind", "user", "version", "lifetime", "signing", "claims")
+OPTION_FIELDS = ("kind", "user", "version", "lifetime", "signing", "kid", "claims")
 
 
 def _b64(data: bytes) -> str:
@@ -237,7 +238,7 @@ def token_claims(doc: dict[str, Any], spec: dict[str, Any], now: float) -> dict[
     return claims
 
 
-def encode(claims: dict[str, Any], keys: KeyRing, signing: str) -> tuple[str, dict[str, Any]]:
+def encode(claims: dict[str, Any], keys: KeyRing, signing: str, kid: str | None = None) -> tuple[str, dict[str, Any]]:
     """A compact JWS, signed (or not) the way `signing` asks. Written out by hand so the bad forms are possible."""
     if signing not in SIGNING_MODES:
         raise TokenRequestError(f"signing must be one of {', '.join(SIGNING_MODES)}.")
@@ -246,12 +247,12 @@ def encode(claims: dict[str, Any], keys: KeyRing, signing: str) -> tuple[str, di
         header: dict[str, Any] = {"alg": "none", "typ": "JWT"}
         return f"{_json_segment(header)}.{_json_segment(claims)}.", header
     if signing == "hs256-public-key":
-        header = {"alg": "HS256", "typ": "JWT", "kid": key.kid}
+        header = {"alg": "HS256", "typ": "JWT", "kid": kid or key.kid}
         signing_input = f"{_json_segment(header)}.{_json_segment(claims)}".encode()
         mac = hmac.new(key.public_pem(), signing_input, hashlib.sha256).digest()
         return f"{signing_input.decode()}.{_b64(mac)}", header
     signer = keys.outsider if signing.startswith("other-key") else key
-    kid = key.kid if signing in ("valid", "tampered", "other-key-same-kid") else signer.kid
+    kid = kid or (key.kid if signing in ("valid", "tampered", "other-key-same-kid") else signer.kid)
     header = {"alg": "RS256", "typ": "JWT", "kid": kid, "x5t": kid}
     signing_input = f"{_json_segment(header)}.{_json_segment(claims)}".encode()
     signature = _b64(signer.sign(signing_input))
@@ -329,7 +330,10 @@ def register(router: Router, cloud: Cloud) -> None:
             return admin_error(400, "The body must be a JSON object.")
         try:
             claims = token_claims(cloud.doc, spec, time.time())
-            token, header = encode(claims, keys, str(spec.get("signing", "valid")))
+            kid = spec.get("kid")
+            if kid is not None and not isinstance(kid, str):
+                raise TokenRequestError("kid must be a string.")
+            token, header = encode(claims, keys, str(spec.get("signing", "valid")), kid)
         except TokenRequestError as exc:
             return admin_error(400, str(exc))
         return JSONResponse(

@@ -234,7 +234,7 @@ class SigningKeys:
 
     def _refresh(self, now: float) -> None:
         from jwt import PyJWK
-        from jwt.exceptions import PyJWKError
+        from jwt.exceptions import InvalidKeyError, PyJWKError
 
         self.fetches += 1
         try:
@@ -257,7 +257,7 @@ class SigningKeys:
                 continue
             try:
                 keys[str(entry["kid"])] = PyJWK(entry)
-            except (KeyError, PyJWKError) as exc:
+            except (KeyError, InvalidKeyError, PyJWKError) as exc:
                 log.warning("skipped an unusable signing key: %s", exc)
         self.keys, self.fetched_at, self._failed_at = keys, now, None
 
@@ -395,9 +395,7 @@ def principal_from_app_service(header: str, settings: Settings) -> Principal:
         raise AuthFailure(401, "InvalidPrincipal", "The principal is not from this tenant.", PRINCIPAL_HEADER)
     audiences = values(["aud"])
     if audiences and not set(audiences) & set(settings.auth_audience):
-        raise AuthFailure(
-            401, "InvalidPrincipal", "The principal's token was not issued for this API.", PRINCIPAL_HEADER
-        )
+        raise AuthFailure(401, "InvalidPrincipal", "The principal's token is not for this API.", PRINCIPAL_HEADER)
     role_type = str(document.get("role_typ") or "roles")
     name_type = str(document.get("name_typ") or "name")
     names = values([name_type, *_NAME_CLAIMS])
@@ -467,6 +465,12 @@ def check(req: func.HttpRequest, route: str) -> Principal:
     return principal
 
 
+def _refused(route: str, failure: AuthFailure) -> func.HttpResponse:
+    # A security signal worth keeping (who keeps trying what); the message names the problem, never the token.
+    log.warning("refused %s: %s %s %s", route, failure.status, failure.code, failure.message)
+    return failure.response()
+
+
 async def authorise(req: func.HttpRequest, route: str) -> Principal | func.HttpResponse:
     """check() for async routes: a token's validation may fetch keys, so it runs off the event loop."""
     try:
@@ -474,14 +478,14 @@ async def authorise(req: func.HttpRequest, route: str) -> Principal | func.HttpR
             return await asyncio.to_thread(check, req, route)
         return check(req, route)
     except AuthFailure as failure:
-        return failure.response()
+        return _refused(route, failure)
 
 
 def authorise_sync(req: func.HttpRequest, route: str) -> Principal | func.HttpResponse:
     try:
         return check(req, route)
     except AuthFailure as failure:
-        return failure.response()
+        return _refused(route, failure)
 
 
 def may_read_run(principal: Principal, requested_by: str) -> func.HttpResponse | None:

@@ -3,7 +3,11 @@ the tenant, idempotent replays, exact undo, honest dry runs, guardrails, and 429
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from shared.actions import executor, registry
@@ -16,6 +20,7 @@ GRADY = "1c9f2b8e-4a3d-4e6f-8b1c-2d3e4f5a6b13"  # disabled in the demo tenant (l
 BREAK_GLASS_GROUP = "5e0a7c3d-2b1f-4a6e-9c8d-7f6e5d4c3b01"
 TIER0_GROUP = "5e0a7c3d-2b1f-4a6e-9c8d-7f6e5d4c3b04"  # holds the Break Glass group (nested) and Lee Gu
 GLOBAL_ADMIN_TEMPLATE = "62e90394-69f5-4237-9190-012177145e10"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def tenant_user(cloud: CloudHandle, user_id: str) -> dict[str, Any]:
@@ -35,7 +40,7 @@ def account(user_id: str, upn: str | None = None) -> dict[str, Any]:
     return {"aadUserId": user_id, "upn": upn}
 
 
-# ---------------------------------------------------------------------------------------------------- entra.get_user
+# ------------------------------------------------------------------------------------------------------ entra.get_user
 
 
 async def test_get_user_reports_profile_groups_and_privileged_roles(make_context: ContextFactory, cloud: CloudHandle):
@@ -98,7 +103,7 @@ async def test_get_user_times_out_into_a_recorded_error(make_context: ContextFac
     assert finding.elapsed_ms < 1500
 
 
-# ---------------------------------------------------------------------------------------------------- entra.disable_user
+# -------------------------------------------------------------------------------------------------- entra.disable_user
 
 
 async def test_disable_user_disables_records_prior_and_undo_restores(make_context: ContextFactory, cloud: CloudHandle):
@@ -221,7 +226,7 @@ async def test_disable_user_of_an_unknown_id_fails_without_writing(make_context:
     assert cloud.writes() == []
 
 
-# ---------------------------------------------------------------------------------------------------- 429 / 503
+# ----------------------------------------------------------------------------------------------------------- 429 / 503
 
 
 async def test_429_with_retry_after_is_waited_out(make_context: ContextFactory, cloud: CloudHandle):
@@ -265,7 +270,7 @@ async def test_retries_give_up_after_max_retries(make_context: ContextFactory, c
     assert len([r for r in cloud.requests(service="graph") if r["method"] == "PATCH"]) == 2
 
 
-# ---------------------------------------------------------------------------------------------------- entra.enable_user
+# --------------------------------------------------------------------------------------------------- entra.enable_user
 
 
 async def test_enable_user_enables_and_undo_disables_again(make_context: ContextFactory, cloud: CloudHandle):
@@ -287,7 +292,7 @@ async def test_enable_user_of_an_enabled_account_writes_nothing(make_context: Co
     assert cloud.writes() == []
 
 
-# ---------------------------------------------------------------------------------------------------- entra.revoke_sessions
+# ----------------------------------------------------------------------------------------------- entra.revoke_sessions
 
 
 async def test_revoke_sessions_revokes_once(make_context: ContextFactory, cloud: CloudHandle):
@@ -327,7 +332,18 @@ async def test_revoke_sessions_dry_run_writes_nothing(make_context: ContextFacto
     assert tenant_user(cloud, ADELE).get("signInSessionsValidFromDateTime") is None
 
 
-# ---------------------------------------------------------------------------------------------------- catalogue
+# ----------------------------------------------------------------------------------------------------------- catalogue
+
+
+def test_importing_the_adapter_and_the_actions_loads_no_sdk():
+    code = (
+        "import json, sys, shared.azure.graph, shared.actions.entra, shared.actions.identity; "
+        "print(json.dumps(sorted(sys.modules)))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    loaded = json.loads(result.stdout)
+    assert "shared.azure.graph" in loaded
+    assert [m for m in loaded if m.startswith(("msgraph", "kiota", "azure", "httpx"))] == []
 
 
 def test_catalogue_describes_the_entra_actions():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import itertools
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -42,7 +43,7 @@ def identity_protection_times(cloud: CloudHandle) -> list[float]:
 
 
 def gaps(times: list[float]) -> list[float]:
-    return [later - earlier for earlier, later in zip(times, times[1:], strict=False)]
+    return [later - earlier for earlier, later in itertools.pairwise(times)]
 
 
 def measured_rate(times: list[float]) -> float:
@@ -58,12 +59,15 @@ async def warm_up(ctx: Any) -> None:
     assert finding.ok, finding.error
 
 
-def six_identity_protection_calls(ctx: Any) -> list[Any]:
-    """Three risky-user reads and three detection lists, all started at once."""
-    return [
-        *(executor.enrich(ctx, "identity.get_risky_user", {"aadUserId": u}) for u in (ADELE, ALEX, DIEGO)),
-        *(executor.enrich(ctx, "identity.list_risk_detections", {"aadUserId": u}) for u in (ADELE, ALEX, NESTOR)),
-    ]
+CALLS = (
+    *(("identity.get_risky_user", user) for user in (ADELE, ALEX, DIEGO)),
+    *(("identity.list_risk_detections", user) for user in (ADELE, ALEX, NESTOR)),
+)
+
+
+def identity_protection_calls(ctx: Any, count: int = len(CALLS)) -> list[Any]:
+    """Risky-user reads and detection lists, to be started at once."""
+    return [executor.enrich(ctx, name, {"aadUserId": user}) for name, user in CALLS[:count]]
 
 
 async def test_limiter_holds_identity_protection_at_one_request_per_second(
@@ -71,7 +75,7 @@ async def test_limiter_holds_identity_protection_at_one_request_per_second(
 ):
     ctx = make_context(identity_protection_rps=1.0)
     await warm_up(ctx)
-    findings = await asyncio.gather(*six_identity_protection_calls(ctx))
+    findings = await asyncio.gather(*identity_protection_calls(ctx))
     assert all(f.ok for f in findings), [f.error for f in findings if not f.ok]
     times = identity_protection_times(cloud)
     assert len(times) == 7
@@ -108,7 +112,7 @@ async def test_under_the_real_limit_no_call_is_lost(make_context: ContextFactory
     cloud.admin.post("/limits", json={"preset": "real"}).raise_for_status()
     ctx = make_context(identity_protection_rps=1.0)
     await warm_up(ctx)
-    findings = await asyncio.gather(*six_identity_protection_calls(ctx)[:3])
+    findings = await asyncio.gather(*identity_protection_calls(ctx, 3))
     assert all(f.ok for f in findings), [f.error for f in findings if not f.ok]
     statuses = [r["status"] for r in cloud.requests(service="graph", path=IDENTITY_PROTECTION)]
     assert statuses.count(200) == 3 and statuses.count(404) == 1
@@ -119,7 +123,7 @@ async def test_a_margin_below_the_real_limit_avoids_every_rejection(make_context
     cloud.admin.post("/limits", json={"preset": "real"}).raise_for_status()
     ctx = make_context(identity_protection_rps=0.8)  # the margin reference/service-limits.md recommends
     await warm_up(ctx)
-    findings = await asyncio.gather(*six_identity_protection_calls(ctx)[:3])
+    findings = await asyncio.gather(*identity_protection_calls(ctx, 3))
     assert all(f.ok for f in findings), [f.error for f in findings if not f.ok]
     statuses = [r["status"] for r in cloud.requests(service="graph", path=IDENTITY_PROTECTION)]
     assert statuses == [404, 200, 200, 200]

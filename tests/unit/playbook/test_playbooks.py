@@ -42,8 +42,11 @@ def test_test_and_bench_playbooks_validate() -> None:
         ("name: ok-name\nactions: [{id: a, uses: entra.disable_user, with: {wrong: entity.x}}]\n", "no parameter"),
         ("name: ok-name\nactions: [{id: a, uses: entra.disable_user, when: '1 +'}]\n", "cannot parse"),
         ("name: ok-name\nactions: [{id: a, uses: entra.disable_user, needs: [b]}]\n", "needs unknown step b"),
-        ("name: ok-name\nactions: [{id: a, uses: entra.disable_user, needs: [b]}, "
-         "{id: b, uses: entra.enable_user, needs: [a]}]\n", "cycle"),
+        (
+            "name: ok-name\nactions: [{id: a, uses: entra.disable_user, needs: [b]}, "
+            "{id: b, uses: entra.enable_user, needs: [a]}]\n",
+            "cycle",
+        ),
         ("name: ok-name\nactions: [{id: a, uses: entra.disable_user, timeout: soon}]\n", "not a duration"),
         ("name: ok-name\nactions: [{id: a, uses: entra.disable_user, for_each: Robot}]\n", "for_each must be one of"),
         ("name: ok-name\nmatch: {title: '(unclosed'}\nactions: [{id: a, uses: entra.disable_user}]\n", "title"),
