@@ -121,7 +121,9 @@ class Settings(BaseModel):
     capture_max_bytes: int = Field(104_857_600, gt=0, description="Most bytes one packet capture session may take")
 
     # --- limiters and retries ---
-    identity_protection_rps: float = Field(1.0, gt=0, description="Identity Protection requests per second")
+    identity_protection_rps: float = Field(
+        0.95, gt=0, description="Identity Protection requests per second (the service allows 1 per tenant; a margin)"
+    )
     loganalytics_concurrency: int = Field(5, gt=0, description="Concurrent Log Analytics queries")
     sentinel_writes_per_5min: int = Field(75, gt=0, description="Sentinel incident and comment writes per window")
     sentinel_write_window_seconds: float = Field(300.0, gt=0, description="The Sentinel write window (5 minutes)")

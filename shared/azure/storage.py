@@ -52,6 +52,15 @@ class StorageConnection:
         return cls(None, table, queue)
 
 
+def managed_identity_credential() -> Any:
+    """For identity-based AzureWebJobsStorage: the app's managed identity (AZURE_CLIENT_ID names a user-assigned one,
+    as the Functions runtime's own storage connection does with AzureWebJobsStorage__clientId)."""
+    from azure.identity.aio import DefaultAzureCredential
+
+    client_id = os.environ.get("AzureWebJobsStorage__clientId") or os.environ.get("AZURE_CLIENT_ID")  # noqa: SIM112
+    return DefaultAzureCredential(managed_identity_client_id=client_id) if client_id else DefaultAzureCredential()
+
+
 class TableStore:
     """A thin async wrapper over one table: entities are dicts; ETags and errors are ours, not the SDK's."""
 

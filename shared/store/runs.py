@@ -30,6 +30,7 @@ from shared.azure.storage import (
     StorageConnection,
     TableStore,
     WorkQueue,
+    managed_identity_credential,
 )
 from shared.engine.model import Run, StepState
 
@@ -67,6 +68,10 @@ class Stored:
 class RunStore:
     def __init__(self, connection: StorageConnection | None = None, credential: Any = None) -> None:
         connection = connection or StorageConnection.from_env()
+        self._credential = None
+        if credential is None and connection.connection_string is None:
+            # Identity-based storage (as deployed): without a credential every request would be refused.
+            credential = self._credential = managed_identity_credential()
         self.runs = TableStore(connection, RUNS_TABLE, credential)
         self.dedup = TableStore(connection, DEDUP_TABLE, credential)
         self.budget_table = TableStore(connection, BUDGET_TABLE, credential)
@@ -85,6 +90,8 @@ class RunStore:
             await resource.close()
         await self.queue.close()
         await self.poison.close()
+        if self._credential is not None:
+            await self._credential.close()
 
     # --- runs --------------------------------------------------------------------------------------------------
 
