@@ -57,7 +57,7 @@ def critical_path() -> dict[str, Any]:
     ratios: list[float] = []
     details: dict[str, Any] = {}
     with (
-        stack(RIPOSTE_IDENTITY_PROTECTION_RPS="100", **FAST) as running,
+        stack(1, RIPOSTE_IDENTITY_PROTECTION_RPS="100", **FAST) as running,
         running.admin() as admin,
         running.client() as client,
     ):

@@ -14,9 +14,10 @@ import pytest
 from shared.actions import executor
 from shared.actions.context import MemoryLedger
 from shared.actions.model import Status
-from shared.actions.sentinel import MAX_COMMENT_CHARS, AddCommentParams, SafeHtml, comment_id_for
+from shared.actions.sentinel import AddCommentParams, comment_id_for
 from shared.azure.errors import PreconditionFailed
 from shared.azure.limits import WindowLimiter
+from shared.safehtml import MAX_COMMENT_CHARS, SafeHtml
 from tests.actions.conftest import ADELE, MEGAN, WORKSPACE, ContextFactory
 from tests.conftest import CloudHandle
 
