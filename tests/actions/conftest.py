@@ -14,7 +14,10 @@ from tests.conftest import CloudHandle
 
 SUBSCRIPTION = "8c2b5f0e-3d4a-4b6c-9a1e-7f2d3c4b5a60"
 WORKSPACE_ID = "2b7e4c1d-9f3a-4e5b-8c6d-1a0f9e8d7c6b"
-WORKSPACE = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-soc/providers/Microsoft.OperationalInsights/workspaces/law-sentinel"
+WORKSPACE = (
+    f"/subscriptions/{SUBSCRIPTION}/resourceGroups/rg-soc/providers/"
+    "Microsoft.OperationalInsights/workspaces/law-sentinel"
+)
 ADELE = "1c9f2b8e-4a3d-4e6f-8b1c-2d3e4f5a6b01"
 MEGAN = "1c9f2b8e-4a3d-4e6f-8b1c-2d3e4f5a6b02"
 ALEX = "1c9f2b8e-4a3d-4e6f-8b1c-2d3e4f5a6b03"
