@@ -138,17 +138,21 @@ async def undo(ctx: ActionContext, outcome: Outcome) -> Outcome:
     return outcome.model_copy(update={"status": Status.UNDONE, "result": result, "reason": "restored the prior state"})
 
 
-async def enrich(ctx: ActionContext, name: str, params: dict[str, Any] | BaseModel) -> Finding:
+async def enrich(
+    ctx: ActionContext, name: str, params: dict[str, Any] | BaseModel, *, timeout: float | None = None
+) -> Finding:
+    """`timeout`: the step's own limit (a playbook's `timeout`), never longer than RIPOSTE_ENRICHMENT_TIMEOUT_SECONDS."""
     started = time.perf_counter()
+    limit = min(ctx.settings.enrichment_timeout_seconds, timeout or ctx.settings.enrichment_timeout_seconds)
     try:
         registered = registry.get(name)
         validated = _params(registered.spec, params)
-        async with asyncio.timeout(ctx.settings.enrichment_timeout_seconds):
+        async with asyncio.timeout(limit):
             data = await registered.implementation(ctx, validated)
         payload = data.model_dump(mode="json", by_alias=True) if isinstance(data, BaseModel) else dict(data)
         return Finding(enricher=name, ok=True, data=payload, elapsed_ms=(time.perf_counter() - started) * 1000)
     except TimeoutError:
-        error = f"timed out after {ctx.settings.enrichment_timeout_seconds:g} s"
+        error = f"timed out after {limit:g} s"
     except Exception as exc:
         error = describe_error(exc)
     return Finding(enricher=name, ok=False, error=error, elapsed_ms=(time.perf_counter() - started) * 1000)

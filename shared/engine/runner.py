@@ -22,7 +22,7 @@ from shared.playbook.model import ActionStep, Playbook, duration_seconds
 
 
 class ActionPort(Protocol):
-    async def enrich(self, name: str, params: dict[str, Any]) -> Finding: ...
+    async def enrich(self, name: str, params: dict[str, Any], timeout: float | None = None) -> Finding: ...
 
     async def respond(self, name: str, params: dict[str, Any], key: str) -> Outcome: ...
 
@@ -175,7 +175,7 @@ class Runner:
             step.params = self._params(definition.with_, variables)
         except ConditionError as exc:
             return await self._finish(run, step, StepStatus.FAILED, f"parameters: {exc}")
-        finding = await self.actions.enrich(step.uses, step.params)
+        finding = await self.actions.enrich(step.uses, step.params, duration_seconds(definition.timeout))
         step.finding = finding.model_dump(mode="json", by_alias=True)
         if finding.ok:
             return await self._finish(run, step, StepStatus.DONE)

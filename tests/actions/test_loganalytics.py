@@ -210,3 +210,14 @@ async def test_at_most_the_configured_number_of_queries_run_at_once(
     logged = queries(cloud)
     assert len(logged) == 24 and {q["status"] for q in logged} == {200}
     assert _max_in_flight(logged) == concurrency
+
+
+async def test_a_step_timeout_ends_a_slow_lookup_as_a_recorded_error(
+    make_context: ContextFactory, cloud: CloudHandle
+) -> None:
+    cloud.admin.post("/faults", json={"match": "POST /v1/*", "latency": {"fixedMs": 1500}}).raise_for_status()
+    finding = await executor.enrich(
+        make_context(), "loganalytics.get_signin_summary", {"upn": "adele.vance@contoso.com"}, timeout=0.3
+    )
+    assert not finding.ok and finding.error == "timed out after 0.3 s"
+    assert finding.elapsed_ms < 1200
