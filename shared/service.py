@@ -77,8 +77,8 @@ class _Actions:
     def __init__(self, ctx: ActionContext) -> None:
         self.ctx = ctx
 
-    async def enrich(self, name: str, params: dict[str, Any], timeout: float | None = None) -> Finding:
-        return await executor.enrich(self.ctx, name, params, timeout=timeout)
+    async def enrich(self, name: str, params: dict[str, Any], time_limit_s: float | None = None) -> Finding:
+        return await executor.enrich(self.ctx, name, params, time_limit_s=time_limit_s)
 
     async def respond(self, name: str, params: dict[str, Any], key: str) -> Outcome:
         return await executor.respond(self.ctx, name, params, key=key)

@@ -139,11 +139,11 @@ async def undo(ctx: ActionContext, outcome: Outcome) -> Outcome:
 
 
 async def enrich(
-    ctx: ActionContext, name: str, params: dict[str, Any] | BaseModel, *, timeout: float | None = None
+    ctx: ActionContext, name: str, params: dict[str, Any] | BaseModel, *, time_limit_s: float | None = None
 ) -> Finding:
-    """`timeout`: the step's own limit (a playbook's `timeout`), never longer than RIPOSTE_ENRICHMENT_TIMEOUT_SECONDS."""
+    """time_limit_s: the step's own limit (its playbook `timeout`), never above RIPOSTE_ENRICHMENT_TIMEOUT_SECONDS."""
     started = time.perf_counter()
-    limit = min(ctx.settings.enrichment_timeout_seconds, timeout or ctx.settings.enrichment_timeout_seconds)
+    limit = min(ctx.settings.enrichment_timeout_seconds, time_limit_s or ctx.settings.enrichment_timeout_seconds)
     try:
         registered = registry.get(name)
         validated = _params(registered.spec, params)

@@ -217,7 +217,7 @@ async def test_a_step_timeout_ends_a_slow_lookup_as_a_recorded_error(
 ) -> None:
     cloud.admin.post("/faults", json={"match": "POST /v1/*", "latency": {"fixedMs": 1500}}).raise_for_status()
     finding = await executor.enrich(
-        make_context(), "loganalytics.get_signin_summary", {"upn": "adele.vance@contoso.com"}, timeout=0.3
+        make_context(), "loganalytics.get_signin_summary", {"upn": "adele.vance@contoso.com"}, time_limit_s=0.3
     )
     assert not finding.ok and finding.error == "timed out after 0.3 s"
     assert finding.elapsed_ms < 1200
