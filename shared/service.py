@@ -17,7 +17,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from shared import telemetry
 from shared.actions import executor
@@ -59,6 +59,20 @@ def delivery_key(incident: Incident, idempotency_key: str | None) -> str:
         return f"delivery:{incident.delivery_id}"
     digest = hashlib.sha256(json.dumps(incident.raw, sort_keys=True, default=str).encode()).hexdigest()
     return f"payload:{digest}"
+
+
+_E = TypeVar("_E", bound=BaseException)
+
+
+def _find(error: BaseException, kind: type[_E]) -> _E | None:
+    """The first `kind` in an exception, looking inside exception groups (a TaskGroup's failures)."""
+    if isinstance(error, BaseExceptionGroup):
+        for inner in error.exceptions:
+            found = _find(inner, kind)
+            if found is not None:
+                return found
+        return None
+    return error if isinstance(error, kind) else None
 
 
 def run_summary(run: Run) -> dict[str, Any]:
@@ -241,10 +255,14 @@ class Service:
         log.info("run %s %s", run.id, "rolling back" if run.rollback_requested else f"advancing ({run.status.value})")
         try:
             run = await runner.advance(run)
-        except LostLease:
-            log.info("run %s was taken over by another worker", run.id)
-            return
-        except Exception as exc:
+        except Exception as raised:
+            if _find(raised, LostLease) is not None:
+                # Someone changed the run under us (a rollback request, another worker after our lease ran out):
+                # this invocation stops, hands its lease back if it still holds it, and queues the run to continue.
+                log.info("run %s changed under this worker; handing it back", run.id)
+                await self._hand_back(run.id, owner)
+                return
+            exc = _find(raised, Exception) or raised
             log.exception("run %s: the worker failed; the queue message will be retried", run.id)
             run.last_error = f"{type(exc).__name__}: {exc}"
             run.lease = None
@@ -263,6 +281,21 @@ class Service:
         else:
             level = logging.WARNING if run.status is RunStatus.FAILED else logging.INFO
             log.log(level, "run %s %s%s", run.id, run.status.value, f": {run.reason}" if run.reason else "")
+
+    async def _hand_back(self, run_id: str, owner: str) -> None:
+        for _ in range(5):
+            loaded = await self.store.load(run_id)
+            if loaded is None:
+                return
+            run, etag = loaded
+            if run.lease is not None and run.lease.owner == owner:
+                run.lease = None
+                try:
+                    await self.store.save(run, etag)
+                except LostLease:
+                    continue
+            break
+        await self.store.enqueue(run_id, reason="continue after a concurrent change")
 
     async def poisoned(self, run_id: str) -> None:
         """The run's message failed too often: mark the run failed with the reason and tell the incident."""
@@ -303,28 +336,23 @@ class Service:
     # --- analysts -------------------------------------------------------------------------------------------------
 
     async def decide(self, run_id: str, decision: str, by: str, *, step: str | None = None, comment: str = "") -> Run:
-        for _ in range(5):
-            loaded = await self.store.load(run_id)
-            if loaded is None:
-                raise ServiceError(404, "RunNotFound", f"No run {run_id}.", "id")
-            run, etag = loaded
-            waiting = [s for s in run.steps if s.status is StepStatus.AWAITING_APPROVAL and (step in (None, s.id))]
-            if not waiting:
-                raise ServiceError(409, "NothingAwaitsApproval", "No step of this run is waiting for approval.", "step")
-            for target in waiting if step else waiting[:1]:
-                assert target.approval is not None
-                if any(d.by.lower() == by.lower() for d in target.approval.decisions):
-                    raise ServiceError(409, "AlreadyDecided", f"{by} already decided on step {target.id}.", "step")
-                target.approval.decisions.append(Decision(by=by, decision=decision, comment=comment, at=self.clock()))
-            try:
-                await self.store.save(run, etag)
-            except LostLease:
-                continue  # the worker wrote in between: read again and re-apply
-            await self.store.enqueue(run.id, reason=f"{decision} by {by}")
-            with _context_of(run):
-                log.info("run %s: %s by %s on %s", run.id, decision, by, ", ".join(t.id for t in waiting))
-            return run
-        raise ServiceError(409, "Conflict", "The run kept changing; try again.", "id")
+        loaded = await self.store.load(run_id)
+        if loaded is None:
+            raise ServiceError(404, "RunNotFound", f"No run {run_id}.", "id")
+        run, _ = loaded
+        waiting = [s for s in run.steps if s.status is StepStatus.AWAITING_APPROVAL and (step in (None, s.id))]
+        if not waiting:
+            raise ServiceError(409, "NothingAwaitsApproval", "No step of this run is waiting for approval.", "step")
+        target = waiting[0]
+        assert target.approval is not None
+        recorded = Decision(by=by, decision=decision, comment=comment, at=self.clock())
+        if not await self.store.add_decision(run.id, target.id, recorded):
+            raise ServiceError(409, "AlreadyDecided", f"{by} already decided on step {target.id}.", "step")
+        target.approval.decisions.append(recorded)
+        await self.store.enqueue(run.id, reason=f"{decision} by {by}")
+        with _context_of(run):
+            log.info("run %s: %s by %s on %s", run.id, decision, by, target.id)
+        return run
 
     async def request_rollback(self, run_id: str, by: str) -> Run:
         for _ in range(5):

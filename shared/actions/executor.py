@@ -117,7 +117,7 @@ async def respond(
     except ActionError as error:
         return Outcome(**base, status=Status.FAILED, reason=str(error))
     except Exception as error:  # an API failure is a recorded outcome; the engine decides whether to retry
-        return Outcome(**base, status=Status.FAILED, reason=describe_error(error))
+        return Outcome(**base, status=Status.FAILED, reason=describe_error(error), retryable=is_transient(error))
 
 
 async def undo(ctx: ActionContext, outcome: Outcome) -> Outcome:
@@ -152,10 +152,21 @@ async def enrich(
         payload = data.model_dump(mode="json", by_alias=True) if isinstance(data, BaseModel) else dict(data)
         return Finding(enricher=name, ok=True, data=payload, elapsed_ms=(time.perf_counter() - started) * 1000)
     except TimeoutError:
-        error = f"timed out after {limit:g} s"
+        error, transient = f"timed out after {limit:g} s", True
     except Exception as exc:
-        error = describe_error(exc)
-    return Finding(enricher=name, ok=False, error=error, elapsed_ms=(time.perf_counter() - started) * 1000)
+        error, transient = describe_error(exc), is_transient(exc)
+    elapsed = (time.perf_counter() - started) * 1000
+    return Finding(enricher=name, ok=False, error=error, elapsed_ms=elapsed, retryable=transient)
+
+
+def is_transient(error: BaseException) -> bool:
+    """Throttling (429), unavailability (5xx, 408), time-outs and dropped connections: the same call may succeed
+    later. A refusal (400, 403, 404, 409, 412) will not."""
+    from shared.azure.errors import AzureError
+
+    if isinstance(error, AzureError):
+        return error.retryable
+    return isinstance(error, TimeoutError | ConnectionError)
 
 
 def describe_error(error: BaseException) -> str:

@@ -78,6 +78,7 @@ class Outcome(_Model):
     permissions: tuple[PermissionCheck, ...] = ()
     reason: str = ""
     idempotency_key: str = ""
+    retryable: bool = Field(False, description="Failed on throttling or a transient error: worth trying again later")
 
     @property
     def wrote(self) -> bool:
@@ -92,3 +93,4 @@ class Finding(_Model):
     data: dict[str, Any] = Field(default_factory=dict)
     error: str = ""
     elapsed_ms: float = 0.0
+    retryable: bool = Field(False, description="Failed on throttling or a transient error: worth trying again later")

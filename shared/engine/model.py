@@ -81,6 +81,8 @@ class StepState(_Model):
     poll: PollState | None = None
     reason: str = ""
     attempts: int = 0
+    retries: int = 0  # transient failures retried so far
+    not_before: float | None = None  # a retried step waits until then
     started_at: float | None = None
     ended_at: float | None = None
 

@@ -33,6 +33,10 @@ class ActionPort(Protocol):
 
 Checkpoint = Callable[[Run], Awaitable[None]]
 
+# A step that failed on throttling or a transient error is tried again later rather than failing the run: the
+# services' 429s are the backstop of our client-side limiters once workers scale out. Back-off doubles from 2 s.
+MAX_STEP_RETRIES = 7
+
 _DONE_STATUSES = (Status.DONE, Status.ALREADY_DONE, Status.DRY_RUN)
 log = logging.getLogger("riposte.engine")
 
@@ -63,8 +67,11 @@ class Runner:
             batch = [s for s in run.steps if self._ready(run, s, now)]
             if not batch:
                 break
-            changed = await asyncio.gather(*(self._run_step(run, s) for s in batch))
-            if not any(changed):
+            # A TaskGroup, not gather: if one step fails (a lost lease), its siblings are cancelled rather than left
+            # acting for an invocation that no longer owns the run.
+            async with asyncio.TaskGroup() as group:
+                tasks = [group.create_task(self._run_step(run, s)) for s in batch]
+            if not any(task.result() for task in tasks):
                 break
         self._settle(run)
         await self._save(run)
@@ -77,6 +84,8 @@ class Runner:
             return True
         if step.status not in (StepStatus.PENDING, StepStatus.APPROVED):
             return False
+        if step.not_before is not None and step.not_before > now:
+            return False
         return all(run.step(need).status.finished for need in step.needs)
 
     def _settle(self, run: Run) -> None:
@@ -84,6 +93,7 @@ class Runner:
         if unfinished:
             wake = [s.approval.deadline for s in unfinished if s.approval and s.status is StepStatus.AWAITING_APPROVAL]
             wake += [s.poll.next_at for s in unfinished if s.poll and s.status is StepStatus.POLLING]
+            wake += [s.not_before for s in unfinished if s.not_before is not None]
             run.status = RunStatus.WAITING
             run.resume_at = min(wake) if wake else self.clock()
             return
@@ -97,6 +107,17 @@ class Runner:
         async with self._save_lock:
             run.updated_at = self.clock()
             await self.checkpoint(run)
+
+    async def _retry_later(self, run: Run, step: StepState, reason: str) -> bool | None:
+        """Puts a transiently failed step back to wait, or None when it has been retried enough."""
+        if step.retries >= MAX_STEP_RETRIES:
+            return None
+        step.retries += 1
+        delay = min(2.0**step.retries, 120.0)
+        step.not_before = self.clock() + delay
+        step.reason = f"retrying in {delay:g} s (attempt {step.retries + 1}): {reason}"
+        await self._save(run)
+        return True
 
     async def _finish(self, run: Run, step: StepState, status: StepStatus, reason: str = "") -> bool:
         step.status = status
@@ -178,7 +199,12 @@ class Runner:
         finding = await self.actions.enrich(step.uses, step.params, duration_seconds(definition.timeout))
         step.finding = finding.model_dump(mode="json", by_alias=True)
         if finding.ok:
+            step.not_before = None
             return await self._finish(run, step, StepStatus.DONE)
+        if finding.retryable:
+            retried = await self._retry_later(run, step, finding.error)
+            if retried is not None:
+                return retried
         return await self._finish(run, step, StepStatus.FAILED, finding.error)
 
     async def _act(self, run: Run, step: StepState) -> bool:
@@ -211,6 +237,10 @@ class Runner:
                 await self._save(run)
                 return True
             return await self._finish(run, step, StepStatus.DONE, outcome.reason)
+        if outcome.retryable:
+            retried = await self._retry_later(run, step, outcome.reason)
+            if retried is not None:
+                return retried
         status = StepStatus.SKIPPED if outcome.status is Status.SKIPPED else StepStatus.FAILED
         return await self._finish(run, step, status, outcome.reason)
 
@@ -353,6 +383,10 @@ class Runner:
             results.append(outcome.model_dump(mode="json", by_alias=True))
         step.outcome = {"writes": results}
         failed = [r for r in results if r.get("status") == Status.FAILED.value]
+        if failed and all(r.get("retryable") for r in failed):
+            retried = await self._retry_later(run, step, "; ".join(r.get("reason", "") for r in failed))
+            if retried is not None:
+                return retried
         if failed:
             return await self._finish(run, step, StepStatus.FAILED, "; ".join(r.get("reason", "") for r in failed))
         return await self._finish(run, step, StepStatus.DONE)

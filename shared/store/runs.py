@@ -32,7 +32,7 @@ from shared.azure.storage import (
     WorkQueue,
     managed_identity_credential,
 )
-from shared.engine.model import Run, StepState
+from shared.engine.model import Decision, Run, StepState
 
 _CHUNK = 30_000  # characters per property: 60 KB as UTF-16, under the 64 KiB limit
 _BAD_KEY_CHARS = re.compile(r"[/\\#?\x00-\x1f\x7f]")
@@ -128,6 +128,7 @@ class RunStore:
 
     async def load(self, run_id: str) -> tuple[Run, str] | None:
         header: dict[str, Any] | None = None
+        decisions: list[dict[str, Any]] = []
         etag = ""
         steps: list[tuple[int, dict[str, Any]]] = []
         async for entity in self.runs.query("PartitionKey eq @pk", {"pk": run_id}):
@@ -135,12 +136,15 @@ class RunStore:
                 header = entity
             elif str(entity["RowKey"]).startswith("step|"):
                 steps.append((int(entity["Order"]), unpack(entity)))
+            elif str(entity["RowKey"]).startswith("decision|"):
+                decisions.append(unpack(entity))
         if header is None:
             return None
         etag = str(header[ETAG])
         body = unpack(header)
         body["steps"] = [s for _, s in sorted(steps, key=lambda item: item[0])]
         run = Run.model_validate(body)
+        _merge_decisions(run, decisions)
         self._saved[run_id] = {s.id: json.dumps(s.model_dump(mode="json", by_alias=True)) for s in run.steps}
         return run, etag
 
@@ -160,6 +164,17 @@ class RunStore:
             raise LostLease(run.id) from exc
         self._saved[run.id] = serialized
         return new_etag
+
+    async def add_decision(self, run_id: str, step_id: str, decision: Decision) -> bool:
+        """Records an analyst's decision beside the run (not in it: the worker may be writing the run meanwhile).
+        False when this person already decided on this step."""
+        row = row_key(f"decision|{step_id}|{decision.by.lower()}")
+        document = {"step": step_id, **decision.model_dump(mode="json", by_alias=True)}
+        try:
+            await self.runs.create({"PartitionKey": run_id, "RowKey": row, **pack(document)})
+        except EntityExists:
+            return False
+        return True
 
     async def list_runs(self, limit: int = 50, status: str | None = None) -> list[dict[str, Any]]:
         query = "RowKey eq 'run'" + (" and Status eq @status" if status else "")
@@ -211,6 +226,19 @@ class RunStore:
 
     def destructive_budget(self, limit: int) -> TableBudget:
         return TableBudget(self.budget_table, limit)
+
+
+def _merge_decisions(run: Run, decisions: list[dict[str, Any]]) -> None:
+    for document in sorted(decisions, key=lambda d: float(d.get("at", 0))):
+        try:
+            step = run.step(str(document["step"]))
+        except KeyError:
+            continue
+        if step.approval is None:
+            continue
+        decision = Decision.model_validate(document)
+        if all(d.by.lower() != decision.by.lower() for d in step.approval.decisions):
+            step.approval.decisions.append(decision)
 
 
 class TableLedger:
