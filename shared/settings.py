@@ -122,7 +122,9 @@ class Settings(BaseModel):
 
     # --- limiters and retries ---
     identity_protection_rps: float = Field(
-        0.95, gt=0, description="Identity Protection requests per second (the service allows 1 per tenant; a margin)"
+        0.8,
+        gt=0,
+        description="Identity Protection requests per second: the service allows 1 per tenant for all apps combined",
     )
     loganalytics_concurrency: int = Field(5, gt=0, description="Concurrent Log Analytics queries")
     sentinel_writes_per_5min: int = Field(75, gt=0, description="Sentinel incident and comment writes per window")
