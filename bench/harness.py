@@ -53,6 +53,7 @@ class Stack:
     host: subprocess.Popen[bytes]
     env: dict[str, str]
     workers: list[subprocess.Popen[bytes]]
+    worker_envs: list[dict[str, str]]
 
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.host_url, headers={"x-functions-key": FUNCTION_KEY}, timeout=60)
@@ -77,6 +78,7 @@ def stack(workers: int = 1, **settings: str) -> Iterator[Stack]:
     state = Path(tempfile.mkdtemp(prefix="riposte-bench-"))
     ports = (free_port(), free_port(), free_port())
     processes: list[subprocess.Popen[bytes]] = []
+    worker_processes: list[subprocess.Popen[bytes]] = []
     try:
         azurite = subprocess.Popen(
             azurite_command(*ports), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -116,7 +118,7 @@ def stack(workers: int = 1, **settings: str) -> Iterator[Stack]:
         processes.append(host)
         host_url = f"http://127.0.0.1:{host_port}"
         _wait(lambda: httpx.get(f"{host_url}/api/health").status_code == 200, "functions host", host)
-        worker_processes = []
+        worker_envs = []
         for n in range(workers):
             worker_port = free_port()
             worker_env = dict(env, RIPOSTE_HOST_PORT=str(worker_port), RIPOSTE_HOST_TRIGGERS="queue")
@@ -130,13 +132,15 @@ def stack(workers: int = 1, **settings: str) -> Iterator[Stack]:
             )
             processes.append(worker)
             worker_processes.append(worker)
+            worker_envs.append(worker_env)
             _wait(
                 lambda port=worker_port: httpx.get(f"http://127.0.0.1:{port}/api/health").status_code == 200,
                 "queue worker",
                 worker,
             )
-        yield Stack(host_url, cloud_url, str(ca), host, env, worker_processes)
+        yield Stack(host_url, cloud_url, str(ca), host, env, worker_processes, worker_envs)
     finally:
+        processes.extend(p for p in worker_processes if p not in processes)  # restarted workers
         for process in reversed(processes):
             process.terminate()
         for process in processes:
