@@ -23,6 +23,7 @@ from shared import telemetry
 from shared.actions import executor
 from shared.actions.context import ActionContext
 from shared.actions.model import Finding, Outcome
+from shared.actions.permissions import IdentityPermissions
 from shared.engine.model import Decision, Lease, Run, RunStatus, StepStatus
 from shared.engine.planner import plan_steps
 from shared.engine.runner import Runner
@@ -251,6 +252,8 @@ class Service:
             incident_id=run.incident_arm_id,
             dry_run=run.dry_run,
         )
+        if run.dry_run:  # a dry run says, for every action, whether the identity holds what it needs
+            ctx.permissions = IdentityPermissions(ctx.azure)
         runner = Runner(playbook, _Actions(ctx), checkpoint, self.clock)
         log.info("run %s %s", run.id, "rolling back" if run.rollback_requested else f"advancing ({run.status.value})")
         try:

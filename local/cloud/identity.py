@@ -166,6 +166,9 @@ def register(router: Router, cloud: Cloud) -> None:
             "appid": identity.get("clientId", ""),
             "idtyp": "app",
         }
+        if resource.rstrip("/") in AUDIENCES["graph"]:
+            # An app-only Graph token lists the application permissions granted with admin consent.
+            claims["roles"] = list(identity.get("graphPermissions") or [])
         token, expires = issue_token(resource, claims=claims)
         return JSONResponse(
             {

@@ -12,6 +12,7 @@ MODULES = [
     "local.cloud.arm_compute",
     "local.cloud.arm_network",
     "local.cloud.arm_sentinel",
+    "local.cloud.arm_authorization",
     "local.cloud.loganalytics",
     "local.cloud.oidc",
     "local.cloud.sink",

@@ -85,7 +85,7 @@ def catalogue() -> dict[str, Registered]:
 
     found: dict[str, Registered] = {}
     for module_info in pkgutil.iter_modules(package.__path__):
-        if module_info.name in ("model", "registry", "context", "executor"):
+        if module_info.name in ("model", "registry", "context", "executor", "permissions"):
             continue
         module = importlib.import_module(f"{package.__name__}.{module_info.name}")
         for value in vars(module).values():

@@ -16,6 +16,7 @@ from shared.azure.limits import Limits, limits_for
 from shared.settings import Settings
 
 if TYPE_CHECKING:
+    from shared.azure.authorization import AuthorizationAdapter
     from shared.azure.compute import ComputeAdapter
     from shared.azure.graph import GraphAdapter
     from shared.azure.loganalytics import LogAnalyticsAdapter
@@ -96,6 +97,11 @@ class AzureClients:
     @property
     def logs(self) -> LogAnalyticsAdapter:
         adapter: LogAnalyticsAdapter = self._adapter("loganalytics")
+        return adapter
+
+    @property
+    def authorization(self) -> AuthorizationAdapter:
+        adapter: AuthorizationAdapter = self._adapter("authorization")
         return adapter
 
     async def close(self) -> None:

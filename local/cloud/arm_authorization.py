@@ -1,0 +1,88 @@
+"""Microsoft.Authorization: the caller's effective permissions at a resource group (Permissions - List For Resource
+Group), from tenant.riposteIdentity.roleAssignments and the built-in roles' actions. Dry runs ask it whether an action's
+role is held where the action would act."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from local.cloud.arm_resources import arm_routes, scope_error
+from local.cloud.router import Router
+from local.cloud.state import Cloud
+
+# The built-in roles the demo assigns, with their permissions as Microsoft publishes them (abridged to what matters).
+BUILT_IN_ROLES: dict[str, dict[str, list[str]]] = {
+    "Reader": {"actions": ["*/read"], "notActions": []},
+    "Network Contributor": {
+        "actions": ["Microsoft.Authorization/*/read", "Microsoft.Insights/alertRules/*", "Microsoft.Network/*",
+                    "Microsoft.ResourceHealth/availabilityStatuses/read", "Microsoft.Resources/deployments/*",
+                    "Microsoft.Resources/subscriptions/resourceGroups/read", "Microsoft.Support/*"],
+        "notActions": [],
+    },
+    "Virtual Machine Contributor": {
+        "actions": ["Microsoft.Authorization/*/read", "Microsoft.Compute/availabilitySets/*",
+                    "Microsoft.Compute/locations/*", "Microsoft.Compute/virtualMachines/*",
+                    "Microsoft.Compute/virtualMachineScaleSets/*", "Microsoft.Compute/disks/read",
+                    "Microsoft.Insights/alertRules/*", "Microsoft.Network/networkInterfaces/*",
+                    "Microsoft.Network/networkSecurityGroups/join/action",
+                    "Microsoft.Network/networkSecurityGroups/read",
+                    "Microsoft.Network/publicIPAddresses/join/action", "Microsoft.Network/publicIPAddresses/read",
+                    "Microsoft.Network/virtualNetworks/read", "Microsoft.Network/virtualNetworks/subnets/join/action",
+                    "Microsoft.Resources/deployments/*", "Microsoft.Resources/subscriptions/resourceGroups/read",
+                    "Microsoft.Storage/storageAccounts/listKeys/action", "Microsoft.Storage/storageAccounts/read",
+                    "Microsoft.Support/*"],
+        "notActions": [],
+    },
+    "Microsoft Sentinel Reader": {
+        "actions": ["Microsoft.SecurityInsights/*/read", "Microsoft.OperationalInsights/workspaces/query/read",
+                    "Microsoft.Resources/subscriptions/resourceGroups/read"],
+        "notActions": [],
+    },
+    "Microsoft Sentinel Responder": {
+        "actions": ["Microsoft.SecurityInsights/*/read", "Microsoft.SecurityInsights/incidents/*",
+                    "Microsoft.SecurityInsights/automationRules/*",
+                    "Microsoft.OperationalInsights/workspaces/query/read",
+                    "Microsoft.Resources/subscriptions/resourceGroups/read"],
+        "notActions": ["Microsoft.SecurityInsights/incidents/delete", "Microsoft.SecurityInsights/automationRules/*"],
+    },
+    "Log Analytics Reader": {
+        "actions": ["*/read", "Microsoft.OperationalInsights/workspaces/analytics/query/action",
+                    "Microsoft.OperationalInsights/workspaces/search/action", "Microsoft.Support/*"],
+        "notActions": ["Microsoft.OperationalInsights/workspaces/sharedKeys/read"],
+    },
+    "Storage Account Contributor": {
+        "actions": ["Microsoft.Authorization/*/read", "Microsoft.Insights/alertRules/*",
+                    "Microsoft.Network/virtualNetworks/subnets/joinViaServiceEndpoint/action",
+                    "Microsoft.Resources/deployments/*", "Microsoft.Resources/subscriptions/resourceGroups/read",
+                    "Microsoft.Storage/storageAccounts/*", "Microsoft.Support/*"],
+        "notActions": [],
+    },
+}  # fmt: skip
+
+
+def permissions_at(cloud: Cloud, subscription: str, group: str) -> list[dict[str, Any]]:
+    """The permissions of every role assigned at the group, or above it (the subscription)."""
+    scope = f"/subscriptions/{subscription}/resourceGroups/{group}".lower()
+    identity = (cloud.doc.get("tenant") or {}).get("riposteIdentity") or {}
+    found = []
+    for assignment in identity.get("roleAssignments") or []:
+        assigned = str(assignment.get("scope", "")).lower().rstrip("/")
+        if scope == assigned or scope.startswith(assigned + "/"):
+            role = BUILT_IN_ROLES.get(str(assignment.get("roleDefinitionName")))
+            if role is not None:
+                found.append({**role, "dataActions": [], "notDataActions": []})
+    return found
+
+
+def register(router: Router, cloud: Cloud) -> None:
+    route = arm_routes(router, cloud)
+
+    @route("GET", "/subscriptions/{subscription}/resourceGroups/{group}/providers/Microsoft.Authorization/permissions")
+    async def list_for_resource_group(request: Request, subscription: str, group: str) -> Response:
+        problem = scope_error(cloud, subscription, group)
+        if problem is not None:
+            return problem
+        return JSONResponse({"value": permissions_at(cloud, subscription, group)})

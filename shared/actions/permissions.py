@@ -1,0 +1,85 @@
+"""Whether Riposte's identity holds what an action needs, for dry runs: Graph application permissions from the
+`roles` claim of its Graph access token, Azure roles from the effective permissions (actions minus notActions) at the
+target's resource group. An answer it cannot get is None ("not determined"), never a guess."""
+
+from __future__ import annotations
+
+import base64
+import fnmatch
+import json
+from typing import Any
+
+from shared.actions.model import Permission, PermissionCheck, Target
+
+GRAPH_SCOPE = "https://graph.microsoft.com/.default"
+
+
+def token_roles(token: str) -> set[str] | None:
+    """The `roles` claim of a JWT access token (read, not verified: it is our own token, from our credential)."""
+    try:
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (IndexError, ValueError):
+        return None
+    roles = claims.get("roles")
+    return {str(r) for r in roles} if isinstance(roles, list) else set()
+
+
+def allows(permissions: list[dict[str, list[str]]], operation: str) -> bool:
+    """Azure RBAC: an operation is allowed when some permission's actions match it and its notActions do not."""
+    wanted = operation.lower()
+    for permission in permissions:
+        granted = any(fnmatch.fnmatchcase(wanted, a.lower()) for a in permission.get("actions", []))
+        denied = any(fnmatch.fnmatchcase(wanted, n.lower()) for n in permission.get("notActions", []))
+        if granted and not denied:
+            return True
+    return False
+
+
+class IdentityPermissions:
+    """shared.actions.context.PermissionChecker over the Azure adapters; answers are cached for the run."""
+
+    def __init__(self, azure: Any) -> None:
+        self.azure = azure
+        self._graph_roles: set[str] | None = None
+        self._graph_checked = False
+        self._scopes: dict[str, list[dict[str, list[str]]] | None] = {}
+
+    async def check(self, permission: Permission, target: Target) -> PermissionCheck:
+        if permission.kind == "graph":
+            roles = await self._roles()
+            if roles is None:
+                return PermissionCheck(permission=permission, held=None, detail="the Graph token could not be read")
+            held = permission.name in roles
+            detail = "granted to the identity" if held else "not granted: see docs/permissions.md"
+            return PermissionCheck(permission=permission, held=held, detail=detail)
+        scope_id = target.id if target.id.lower().startswith("/subscriptions/") else None
+        if scope_id is None:
+            return PermissionCheck(permission=permission, held=None, detail="the target has no Azure scope")
+        found = await self._permissions(scope_id)
+        if found is None:
+            return PermissionCheck(permission=permission, held=None, detail="permissions could not be read")
+        held = allows(found, permission.operation)
+        group = scope_id.split("/")[4] if len(scope_id.split("/")) > 4 else scope_id
+        where = f"resource group {group}"
+        detail = f"{permission.operation} allowed in {where}" if held else f"{permission.name} missing in {where}"
+        return PermissionCheck(permission=permission, held=held, detail=detail)
+
+    async def _roles(self) -> set[str] | None:
+        if not self._graph_checked:
+            self._graph_checked = True
+            try:
+                token = await self.azure.credential.get_token(GRAPH_SCOPE)
+                self._graph_roles = token_roles(token.token)
+            except Exception:
+                self._graph_roles = None
+        return self._graph_roles
+
+    async def _permissions(self, scope_id: str) -> list[dict[str, list[str]]] | None:
+        key = "/".join(scope_id.lower().split("/")[:5])  # per resource group
+        if key not in self._scopes:
+            try:
+                self._scopes[key] = await self.azure.authorization.permissions_at(scope_id)
+            except Exception:
+                self._scopes[key] = None
+        return self._scopes[key]
