@@ -145,7 +145,11 @@ class Stack:
     # --- processes -------------------------------------------------------------------------------------------------
 
     def _spawn(self, name: str, args: list[str]) -> None:
-        self.processes[name] = subprocess.Popen(args, cwd=ROOT, env=self.environment())
+        # Each process logs to its own file, so the terminal shows what the scenarios do, not every log line.
+        log = open(self.state_dir / f"{name}.log", "wb")  # noqa: SIM115 - the child process owns it
+        self.processes[name] = subprocess.Popen(
+            args, cwd=ROOT, env=self.environment(), stdout=log, stderr=subprocess.STDOUT
+        )
 
     def start(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -183,7 +187,8 @@ class Stack:
         while not ready():
             for name, process in self.processes.items():
                 if process.poll() is not None:
-                    raise SystemExit(f"{name} exited with code {process.returncode} while starting")
+                    log = self.state_dir / f"{name}.log"
+                    raise SystemExit(f"{name} exited with code {process.returncode} while starting (see {log})")
             if time.monotonic() > deadline:
                 raise SystemExit(f"{what} did not start within {timeout:.0f} s")
             time.sleep(0.1)
@@ -202,7 +207,8 @@ class Stack:
         while True:
             for name, process in self.processes.items():
                 if process.poll() is not None:
-                    console.print(f"[red]{name} exited with code {process.returncode}[/red]")
+                    log = self.state_dir / f"{name}.log"
+                    console.print(f"[red]{name} exited with code {process.returncode}[/red] (see {log})")
                     return 1
             time.sleep(0.5)
 
@@ -222,6 +228,7 @@ class Stack:
         table.add_row("cloud CA certificate", str(self.ca_path))
         table.add_row("tenant", os.environ.get("RIPOSTE_CLOUD_TENANT", "local/cloud/tenants/demo.yaml (demo)"))
         table.add_row("Azurite", "blob 10000, queue 10001, table 10002 (UseDevelopmentStorage=true)")
+        table.add_row("logs (JSON lines)", f"{self.state_dir}/host.log, cloud.log, azurite.log")
         console.print(table)
         console.print(
             "Try it:\n"
