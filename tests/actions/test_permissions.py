@@ -52,8 +52,12 @@ def test_rbac_matching_and_token_roles() -> None:
     network = [{"actions": ["Microsoft.Network/*"], "notActions": []}]
     assert allows(network, "Microsoft.Network/networkSecurityGroups/write")
     assert not allows(network, "Microsoft.Compute/virtualMachines/powerOff/action")
-    responder = [{"actions": ["Microsoft.SecurityInsights/incidents/*"],
-                  "notActions": ["Microsoft.SecurityInsights/incidents/delete"]}]
+    responder = [
+        {
+            "actions": ["Microsoft.SecurityInsights/incidents/*"],
+            "notActions": ["Microsoft.SecurityInsights/incidents/delete"],
+        }
+    ]
     assert allows(responder, "Microsoft.SecurityInsights/incidents/comments/write")
     assert not allows(responder, "Microsoft.SecurityInsights/incidents/delete")
     assert token_roles("not-a-jwt") is None
