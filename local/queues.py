@@ -47,10 +47,14 @@ class QueueOptions:
             queues = json.loads((root / "host.json").read_text())["extensions"]["queues"]
         except (OSError, KeyError, ValueError):
             return cls()
-        override = os.environ.get("RIPOSTE_HOST_MAX_POLLING_S")  # benchmarks poll faster than host.json says
+        # Benchmarks and tests may poll faster, and retry sooner, than host.json says.
+        polling = os.environ.get("RIPOSTE_HOST_MAX_POLLING_S")
+        retry_delay = os.environ.get("RIPOSTE_HOST_VISIBILITY_TIMEOUT_S")
         return cls(
-            max_polling_s=float(override) if override else _timespan(queues.get("maxPollingInterval", ""), 2.0),
-            visibility_timeout_s=_timespan(queues.get("visibilityTimeout", ""), 0.0),
+            max_polling_s=float(polling) if polling else _timespan(queues.get("maxPollingInterval", ""), 2.0),
+            visibility_timeout_s=(
+                float(retry_delay) if retry_delay else _timespan(queues.get("visibilityTimeout", ""), 0.0)
+            ),
             batch_size=int(queues.get("batchSize", 16)),
             max_dequeue_count=int(queues.get("maxDequeueCount", 5)),
         )

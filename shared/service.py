@@ -235,6 +235,9 @@ class Service:
         state = {"etag": etag}
 
         async def checkpoint(current: Run) -> None:
+            if current.lease is not None:
+                # Every checkpoint renews the lease: it lapses only when this worker stops making progress.
+                current.lease.until = self.clock() + self.settings.run_lease_seconds
             state["etag"] = await self.store.save(current, state["etag"])
 
         playbook = self.playbooks.get(run.playbook)

@@ -108,6 +108,7 @@ def host(azurite: str, cloud_server: Any, tmp_path_factory: pytest.TempPathFacto
         RIPOSTE_HOST_PORT=str(free_port()),
         RIPOSTE_STATE_DIR=str(tmp_path_factory.mktemp("host")),
         RIPOSTE_HOST_QUEUE_LEASE_S="4",
+        RIPOSTE_HOST_VISIBILITY_TIMEOUT_S="0",
         RIPOSTE_IDENTITY_PROTECTION_RPS="20",
         RIPOSTE_LRO_POLL_SECONDS="0.1",
         RIPOSTE_RETRY_BACKOFF_SECONDS="0.1",
