@@ -52,6 +52,17 @@ class CloudHandle:
         return doc
 
 
+def _refresh_aiohttp_default_ssl_context() -> None:
+    """aiohttp builds its default SSL context when it is imported, reading SSL_CERT_FILE then. If a test module
+    imported it (azure.storage.queue does) before this session trusted the emulated cloud's CA, the async clients
+    that rely on SSL_CERT_FILE would not trust it. Product code passes the CA explicitly (RIPOSTE_CA_BUNDLE)."""
+    import sys
+
+    connector = sys.modules.get("aiohttp.connector")
+    if connector is not None:
+        connector._SSL_CONTEXT_VERIFIED = connector._make_ssl_context(True)  # type: ignore[attr-defined]
+
+
 @pytest.fixture(scope="session")
 def cloud_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """One emulated cloud per test session, in a background thread, on a free port, with its own CA."""
@@ -61,6 +72,7 @@ def cloud_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     server.start()
     saved = {k: os.environ.get(k) for k in server.client_environment()}
     os.environ.update(server.client_environment())
+    _refresh_aiohttp_default_ssl_context()
     yield server
     for key, value in saved.items():
         if value is None:

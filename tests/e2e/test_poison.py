@@ -9,8 +9,6 @@ import time
 from pathlib import Path
 
 import httpx
-from azure.data.tables import TableClient, UpdateMode
-from azure.storage.queue import QueueClient, TextBase64EncodePolicy
 
 from shared.azure.storage import RUNS_TABLE, WORK_QUEUE
 from shared.store.runs import pack, unpack
@@ -24,6 +22,11 @@ VM_INCIDENT = "3f6c2a9e-1b7d-4c5e-8a2f-0d9e8c7b6a52"
 def test_a_message_that_keeps_failing_fails_the_run_and_says_so(
     client: httpx.Client, cloud: CloudHandle, azurite: str
 ) -> None:
+    # Imported here: azure.storage.queue imports aiohttp, whose default SSL context is fixed at import; importing it
+    # at collection would fix it before the emulated cloud's CA is trusted (see tests/conftest.py).
+    from azure.data.tables import TableClient, UpdateMode
+    from azure.storage.queue import QueueClient, TextBase64EncodePolicy
+
     response = client.post(
         "/api/incidents",
         content=(SAMPLES / "sentinel-incident-compromised-vm.json").read_bytes(),
