@@ -54,6 +54,13 @@ def test_a_message_that_keeps_failing_fails_the_run_and_says_so(
         time.sleep(0.5)
     assert body["status"] == "failed", body["status"]
     assert body["reason"].startswith("gave up:") and "vanished" in body["reason"]
-    incident = next(i for i in cloud.tenant()["sentinel"]["incidents"] if i["id"].lower().endswith(VM_INCIDENT))
-    comments = [c["properties"]["message"] for c in incident.get("comments", [])]
-    assert any(f"Riposte run {run['id']}" in c and "failed and was stopped" in c for c in comments), comments
+    # the run is marked failed first, then the incident is told: give the comment a moment to land
+    deadline = time.monotonic() + 30
+    while True:
+        incident = next(i for i in cloud.tenant()["sentinel"]["incidents"] if i["id"].lower().endswith(VM_INCIDENT))
+        comments = [c["properties"]["message"] for c in incident.get("comments", [])]
+        told = any(f"Riposte run {run['id']}" in c and "failed and was stopped" in c for c in comments)
+        if told or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    assert told, comments
