@@ -180,14 +180,6 @@ class TableStore:
         await self._client.close()
 
 
-@dataclass(frozen=True)
-class QueueMessage:
-    id: str
-    pop_receipt: str
-    content: str
-    dequeue_count: int
-
-
 class WorkQueue:
     """A storage queue with the Functions queue trigger's default encoding (base64 text)."""
 
@@ -220,42 +212,6 @@ class WorkQueue:
             await self._client.send_message(content, visibility_timeout=delay or None)
         except Exception as exc:
             raise from_sdk("storage", exc) from exc
-
-    async def receive(self, max_messages: int, visibility_s: int) -> list[QueueMessage]:
-        messages: list[QueueMessage] = []
-        try:
-            async for message in self._client.receive_messages(
-                messages_per_page=max_messages, max_messages=max_messages, visibility_timeout=visibility_s
-            ):
-                messages.append(
-                    QueueMessage(
-                        message.id, message.pop_receipt or "", str(message.content), message.dequeue_count or 1
-                    )
-                )
-        except Exception as exc:
-            raise from_sdk("storage", exc) from exc
-        return messages
-
-    async def delete(self, message: QueueMessage) -> None:
-        from azure.core.exceptions import ResourceNotFoundError
-
-        try:
-            await self._client.delete_message(message.id, message.pop_receipt)
-        except ResourceNotFoundError:
-            pass  # already deleted or its receipt expired: the message will be seen again, and that is safe
-
-    async def release(self, message: QueueMessage, delay_s: int = 0) -> None:
-        """Make a received message visible again (after delay_s), as the runtime does when a function fails."""
-        from azure.core.exceptions import ResourceNotFoundError
-
-        try:
-            await self._client.update_message(message.id, message.pop_receipt, visibility_timeout=delay_s)
-        except ResourceNotFoundError:
-            pass
-
-    async def peek_count(self) -> int:
-        properties = await self._client.get_queue_properties()
-        return int(properties.approximate_message_count or 0)
 
     async def close(self) -> None:
         await self._client.close()

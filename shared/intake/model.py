@@ -267,10 +267,6 @@ class Incident(_Model):
     def is_sentinel_incident(self) -> bool:
         return self.dialect in (Dialect.SENTINEL_INCIDENT_TRIGGER, Dialect.SENTINEL_INCIDENT_RESOURCE)
 
-    def entities_of(self, kind: str) -> list[Entity]:
-        wanted = kind.lower()
-        return [e for e in self.entities if e.kind.lower() == wanted]
-
     def summary(self) -> dict[str, Any]:
         """What intake answers with: everything but the raw payload."""
         body = self.model_dump(mode="json", exclude={"raw"}, by_alias=True)

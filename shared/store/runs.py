@@ -131,7 +131,10 @@ class RunStore:
         decisions: list[dict[str, Any]] = []
         etag = ""
         steps: list[tuple[int, dict[str, Any]]] = []
-        async for entity in self.runs.query("PartitionKey eq @pk", {"pk": run_id}):
+        # Everything in the run's partition but the ledger ("decision|" < "ledger|" < "run" < "step|"): ledger entries
+        # can hold whole comments and are read one by one, by the executor, when it needs them.
+        query = "PartitionKey eq @pk and (RowKey lt 'ledger|' or RowKey ge 'run')"
+        async for entity in self.runs.query(query, {"pk": run_id}):
             if entity["RowKey"] == "run":
                 header = entity
             elif str(entity["RowKey"]).startswith("step|"):
