@@ -165,7 +165,10 @@ class RunStore:
             new_etag = await self.runs.transaction(self._header(run), etag, changed)
         except PreconditionFailed as exc:
             raise LostLease(run.id) from exc
-        self._saved[run.id] = serialized
+        if run.status.active:
+            self._saved[run.id] = serialized
+        else:
+            self._saved.pop(run.id, None)  # a long-lived worker must not keep every finished run in memory
         return new_etag
 
     async def add_decision(self, run_id: str, step_id: str, decision: Decision) -> bool:
