@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from shared import telemetry
-from shared.actions import executor
 from shared.actions.context import ActionContext
-from shared.actions.model import Finding, Outcome
+from shared.actions.model import IncidentNote
 from shared.actions.permissions import IdentityPermissions
+from shared.actions.port import ExecutorPort
 from shared.engine.model import Decision, Lease, Run, RunStatus, StepStatus
 from shared.engine.planner import plan_steps
 from shared.engine.runner import Runner
@@ -84,25 +84,6 @@ def run_summary(run: Run) -> dict[str, Any]:
         "dryRun": run.dry_run,
         "location": f"/api/runs/{run.id}",
     }
-
-
-class _Actions:
-    """The engine's ActionPort on the real executor, for one run."""
-
-    def __init__(self, ctx: ActionContext) -> None:
-        self.ctx = ctx
-
-    async def enrich(self, name: str, params: dict[str, Any], time_limit_s: float | None = None) -> Finding:
-        return await executor.enrich(self.ctx, name, params, time_limit_s=time_limit_s)
-
-    async def respond(self, name: str, params: dict[str, Any], key: str) -> Outcome:
-        return await executor.respond(self.ctx, name, params, key=key)
-
-    async def preview(self, name: str, params: dict[str, Any], key: str) -> Outcome:
-        return await executor.respond(self.ctx, name, params, key=key, preview=True)
-
-    async def undo(self, outcome: Outcome) -> Outcome:
-        return await executor.undo(self.ctx, outcome)
 
 
 _CLIENTS: dict[int, tuple[asyncio.AbstractEventLoop, Any]] = {}
@@ -257,7 +238,7 @@ class Service:
         )
         if run.dry_run:  # a dry run says, for every action, whether the identity holds what it needs
             ctx.permissions = IdentityPermissions(ctx.azure)
-        runner = Runner(playbook, _Actions(ctx), checkpoint, self.clock)
+        runner = Runner(playbook, ExecutorPort(ctx, run.incident), checkpoint, self.clock)
         log.info("run %s %s", run.id, "rolling back" if run.rollback_requested else f"advancing ({run.status.value})")
         try:
             run = await runner.advance(run)
@@ -320,24 +301,18 @@ class Service:
         run.finished_at = self.clock()
         await self.store.save(run, etag)
         log.error("run %s failed: its queue message reached the poison queue (%s)", run.id, reason)
-        if run.incident_arm_id:
-            ctx = ActionContext(
-                settings=self.settings,
-                azure=azure_clients(self.settings),
-                ledger=self.store.ledger(run.id),
-                run_id=run.id,
-                incident_id=run.incident_arm_id,
-            )
-            message = (
-                f"Riposte run {run.id} ({run.playbook}) failed and was stopped: {reason}. "
-                "Actions it completed are listed in the run; roll back with POST /api/runs/{id}/rollback."
-            )
-            await executor.respond(
-                ctx,
-                "sentinel.add_comment",
-                {"incident_id": run.incident_arm_id, "text": message},
-                key=f"{run.id}:poisoned",
-            )
+        ctx = ActionContext(
+            settings=self.settings,
+            azure=azure_clients(self.settings),
+            ledger=self.store.ledger(run.id),
+            run_id=run.id,
+            incident_id=run.incident_arm_id,
+        )
+        message = (
+            f"Riposte run {run.id} ({run.playbook}) failed and was stopped: {reason}. "
+            "Actions it completed are listed in the run; roll back with POST /api/runs/{id}/rollback."
+        )
+        await ExecutorPort(ctx, run.incident).write_back(IncidentNote(text=message), f"{run.id}:poisoned")
 
     # --- analysts -------------------------------------------------------------------------------------------------
 

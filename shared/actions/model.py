@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
+
+from shared.safehtml import SafeHtml
 
 
 class _Model(BaseModel):
@@ -94,3 +97,15 @@ class Finding(_Model):
     error: str = ""
     elapsed_ms: float = 0.0
     retryable: bool = Field(False, description="Failed on throttling or a transient error: worth trying again later")
+
+
+@dataclass(frozen=True)
+class IncidentNote:
+    """What a run tells the incident it is for: a comment (plain text, or markup built as SafeHtml) and changes to the
+    incident itself. Where it is written is the action port's choice: the engine only says what to write."""
+
+    text: str = ""
+    html: SafeHtml | None = None
+    add_labels: tuple[str, ...] = ()
+    status: str | None = None
+    severity: str | None = None

@@ -140,6 +140,7 @@ async def rollback(req: func.HttpRequest) -> func.HttpResponse:
 
 
 def catalogue() -> dict[str, Any]:
+    from shared.actions.port import write_back_actions
     from shared.actions.registry import catalogue as actions
     from shared.playbook.loader import bundled_playbooks
 
@@ -159,7 +160,10 @@ def catalogue() -> dict[str, Any]:
     playbooks = []
     for playbook in bundled_playbooks().values():
         used = [s.uses for s in playbook.enrich] + [a.uses for a in playbook.actions]
-        used += [a.wait_until.uses for a in playbook.actions if a.wait_until] + ["sentinel.add_comment"]
+        used += [a.wait_until.uses for a in playbook.actions if a.wait_until]
+        writeback = playbook.writeback
+        updates = bool(writeback.labels or writeback.status or writeback.severity)
+        used += write_back_actions(comment=True, updates=updates)  # approval requests are comments too
         playbooks.append(
             {
                 "name": playbook.name,

@@ -72,7 +72,7 @@ def plan_steps(playbook: Playbook, incident: dict[str, Any]) -> list[StepState]:
             id=WRITEBACK,
             step=WRITEBACK,
             kind="writeback",
-            uses="sentinel.add_comment",
+            uses=WRITEBACK,  # the action port chooses the actions, from the incident's source
             needs=[*enrichment_ids, *action_ids],
         )
     )

@@ -1,8 +1,9 @@
 """Advances a run as far as it can go now, checkpointing after every step.
 
-The runner is pure orchestration: actions are reached through `ActionPort`, storage through `checkpoint`. It never
-blocks on a wait: a step waiting for an approval or for a poll leaves the run WAITING with `resume_at` set, and the
-worker schedules a continuation for then."""
+The runner is pure orchestration: actions are reached through `ActionPort`, storage through `checkpoint`. It names no
+particular action: what it tells the incident (approval requests, the summary, rollbacks) goes through the port's
+`write_back`, which decides where the incident's source wants it. It never blocks on a wait: a step waiting for an
+approval or for a poll leaves the run WAITING with `resume_at` set, and the worker schedules a continuation for then."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from shared import telemetry
-from shared.actions.model import Finding, Outcome, Status
+from shared.actions.model import Finding, IncidentNote, Outcome, Status
 from shared.engine.model import ApprovalState, PollState, Run, RunStatus, StepState, StepStatus
 from shared.engine.planner import WRITEBACK
 from shared.engine.writeback import summary
@@ -29,6 +30,11 @@ class ActionPort(Protocol):
     async def preview(self, name: str, params: dict[str, Any], key: str) -> Outcome: ...
 
     async def undo(self, outcome: Outcome) -> Outcome: ...
+
+    async def write_back(self, note: IncidentNote, key: str) -> list[Outcome] | None:
+        """Writes the note to wherever the run's incident takes it, exactly once per key: the outcome of each write,
+        or None when the incident has nowhere to write back to."""
+        ...
 
 
 Checkpoint = Callable[[Run], Awaitable[None]]
@@ -301,18 +307,12 @@ class Runner:
         return False
 
     async def _notify_approval(self, run: Run, step: StepState) -> None:
-        if not run.incident_arm_id:
-            return
         target = (step.entity or {}).get("friendlyName") or (step.entity or {}).get("id") or ""
         message = (
             f"Riposte run {run.id} is waiting for approval of {step.uses} on {target} (step {step.id}). "
             f'Approve: POST /api/runs/{run.id}/approve {{"step": "{step.id}"}} or `riposte approve {run.id}`.'
         )
-        await self.actions.respond(
-            "sentinel.add_comment",
-            {"incident_id": run.incident_arm_id, "text": message},
-            f"{run.id}:{step.id}:approval-request",
-        )
+        await self.actions.write_back(IncidentNote(text=message), f"{run.id}:{step.id}:approval-request")
 
     async def _poll(self, run: Run, step: StepState) -> bool:
         definition = self._steps[step.step]
@@ -333,16 +333,12 @@ class Runner:
         except ConditionError:
             finished = False
         if finished:
-            if definition.then_comment and run.incident_arm_id:
+            if definition.then_comment:
                 try:
                     message = str(evaluate(definition.then_comment, variables))
                 except ConditionError as exc:
                     message = f"{step.uses} finished ({exc})"
-                await self.actions.respond(
-                    "sentinel.add_comment",
-                    {"incident_id": run.incident_arm_id, "text": message},
-                    f"{run.id}:{step.id}:finished",
-                )
+                await self.actions.write_back(IncidentNote(text=message), f"{run.id}:{step.id}:finished")
             return await self._finish(run, step, StepStatus.DONE, f"finished after {step.poll.polls} polls")
         now = self.clock()
         if now >= step.poll.deadline:
@@ -353,34 +349,20 @@ class Runner:
 
     async def _writeback(self, run: Run, step: StepState) -> bool:
         writeback = self.playbook.writeback
-        if not run.incident_arm_id:
-            return await self._finish(run, step, StepStatus.SKIPPED, "no Sentinel incident to write back to")
-        results: list[dict[str, Any]] = []
-        if writeback.comment:
-            outcome = await self.actions.respond(
-                "sentinel.add_comment",
-                {"incident_id": run.incident_arm_id, "html": summary(run, self.clock())},
-                f"{run.id}:{WRITEBACK}",
-            )
-            results.append(outcome.model_dump(mode="json", by_alias=True))
-        changes: dict[str, Any] = {}
-        if writeback.labels:
-            changes["add_labels"] = list(writeback.labels)
         try:
             change_status = is_true(writeback.when, self.variables(run, step))
         except ConditionError:
             change_status = False
-        if change_status and writeback.status:
-            changes["status"] = writeback.status
-        if change_status and writeback.severity:
-            changes["severity"] = writeback.severity
-        if changes:
-            outcome = await self.actions.respond(
-                "sentinel.update_incident",
-                {"incident_id": run.incident_arm_id, **changes},
-                f"{run.id}:{WRITEBACK}-update",
-            )
-            results.append(outcome.model_dump(mode="json", by_alias=True))
+        note = IncidentNote(
+            html=summary(run, self.clock()) if writeback.comment else None,
+            add_labels=tuple(writeback.labels),
+            status=writeback.status if change_status else None,
+            severity=writeback.severity if change_status else None,
+        )
+        writes = await self.actions.write_back(note, f"{run.id}:{WRITEBACK}")
+        if writes is None:
+            return await self._finish(run, step, StepStatus.SKIPPED, "the incident has nowhere to write back to")
+        results = [outcome.model_dump(mode="json", by_alias=True) for outcome in writes]
         step.outcome = {"writes": results}
         failed = [r for r in results if r.get("status") == Status.FAILED.value]
         if failed and all(r.get("retryable") for r in failed):
@@ -422,17 +404,12 @@ class Runner:
         run.reason = "; ".join(f"undo of {s.id} failed: {s.undo.get('reason')}" for s in failed if s.undo)
         run.rollback_requested = False
         run.finished_at = self.clock()
-        if run.incident_arm_id and not run.dry_run:
+        if not run.dry_run:
             undone_steps = [s.id for s in run.steps if s.undo and s.undo.get("status") == Status.UNDONE.value]
-            await self.actions.respond(
-                "sentinel.add_comment",
-                {
-                    "incident_id": run.incident_arm_id,
-                    "text": f"Riposte rolled back run {run.id}: undid {', '.join(undone_steps) or 'nothing'}."
-                    + (f" Problems: {run.reason}" if run.reason else ""),
-                },
-                f"{run.id}:rollback",
+            message = f"Riposte rolled back run {run.id}: undid {', '.join(undone_steps) or 'nothing'}." + (
+                f" Problems: {run.reason}" if run.reason else ""
             )
+            await self.actions.write_back(IncidentNote(text=message), f"{run.id}:rollback")
         await self._save(run)
         return run
 

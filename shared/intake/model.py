@@ -21,6 +21,10 @@ class Dialect(StrEnum):
     DEFENDER_ACTIVITY_LOG = "defender.activity_log"  # Defender alert as an Azure Activity Log event
 
 
+# The dialects that carry a Sentinel incident (with its ARM id), as opposed to an alert.
+SENTINEL_INCIDENT_DIALECTS = frozenset({Dialect.SENTINEL_INCIDENT_TRIGGER, Dialect.SENTINEL_INCIDENT_RESOURCE})
+
+
 class Envelope(StrEnum):
     NONE = "none"
     EVENT_GRID = "eventgrid"
@@ -265,7 +269,7 @@ class Incident(_Model):
 
     @property
     def is_sentinel_incident(self) -> bool:
-        return self.dialect in (Dialect.SENTINEL_INCIDENT_TRIGGER, Dialect.SENTINEL_INCIDENT_RESOURCE)
+        return self.dialect in SENTINEL_INCIDENT_DIALECTS
 
     def summary(self) -> dict[str, Any]:
         """What intake answers with: everything but the raw payload."""

@@ -1,0 +1,74 @@
+"""The engine's action port on the real executor, for one run.
+
+Besides enrich, respond, preview and undo, the port owns incident write-back: the engine says what to tell the incident
+(an IncidentNote) and under which idempotency key; the incident's source decides where it goes. A Sentinel incident
+gets the comment from sentinel.add_comment (under the key) and its labels, status and severity from
+sentinel.update_incident (under the key + "-update"), so a replay writes nothing twice. Anything else (a Defender for
+Cloud alert, a Sentinel alert without an incident) has nowhere to write back yet, and write_back answers None."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared.actions import executor
+from shared.actions.context import ActionContext
+from shared.actions.model import Finding, IncidentNote, Outcome
+from shared.intake.model import SENTINEL_INCIDENT_DIALECTS
+
+COMMENT = "sentinel.add_comment"
+UPDATE = "sentinel.update_incident"
+
+
+def write_back_actions(*, comment: bool, updates: bool) -> tuple[str, ...]:
+    """The actions a write-back may use (for the catalogue: their permissions are the identity's to hold)."""
+    return ((COMMENT,) if comment else ()) + ((UPDATE,) if updates else ())
+
+
+def sentinel_incident_id(incident: dict[str, Any]) -> str | None:
+    """The ARM id of the Sentinel incident an incident summary stands for, or None when it is not one."""
+    if incident.get("dialect") not in SENTINEL_INCIDENT_DIALECTS:
+        return None
+    arm_id = incident.get("armId")
+    return str(arm_id) if arm_id else None
+
+
+class ExecutorPort:
+    """shared.engine.runner.ActionPort for one run: `incident` is the run's incident summary."""
+
+    def __init__(self, ctx: ActionContext, incident: dict[str, Any]) -> None:
+        self.ctx = ctx
+        self.incident = incident
+
+    async def enrich(self, name: str, params: dict[str, Any], time_limit_s: float | None = None) -> Finding:
+        return await executor.enrich(self.ctx, name, params, time_limit_s=time_limit_s)
+
+    async def respond(self, name: str, params: dict[str, Any], key: str) -> Outcome:
+        return await executor.respond(self.ctx, name, params, key=key)
+
+    async def preview(self, name: str, params: dict[str, Any], key: str) -> Outcome:
+        return await executor.respond(self.ctx, name, params, key=key, preview=True)
+
+    async def undo(self, outcome: Outcome) -> Outcome:
+        return await executor.undo(self.ctx, outcome)
+
+    async def write_back(self, note: IncidentNote, key: str) -> list[Outcome] | None:
+        """The outcome of every write the note took (comment first), or None when the incident has nowhere to take
+        it."""
+        incident_id = sentinel_incident_id(self.incident)
+        if incident_id is None:
+            return None
+        writes: list[Outcome] = []
+        if note.html is not None:
+            writes.append(await self.respond(COMMENT, {"incident_id": incident_id, "html": note.html}, key))
+        elif note.text:
+            writes.append(await self.respond(COMMENT, {"incident_id": incident_id, "text": note.text}, key))
+        changes: dict[str, Any] = {}
+        if note.add_labels:
+            changes["add_labels"] = list(note.add_labels)
+        if note.status:
+            changes["status"] = note.status
+        if note.severity:
+            changes["severity"] = note.severity
+        if changes:
+            writes.append(await self.respond(UPDATE, {"incident_id": incident_id, **changes}, f"{key}-update"))
+        return writes
