@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from functools import cached_property
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
@@ -220,6 +221,44 @@ Entity = (
 )
 
 
+class VirtualMachine(_Model):
+    """A virtual machine the incident names, derived from its Host (azureID) and AzureResource (resourceId) entities:
+    the kind a playbook's `for_each: VirtualMachine` runs over, one per distinct ARM id."""
+
+    kind: Literal["VirtualMachine"] = "VirtualMachine"
+    id: str = Field(description="The VM's ARM id, as the first entity naming it spelled it")
+    resource_id: str
+    name: str
+
+
+def virtual_machine_name(resource_id: str) -> str | None:
+    """The name of the VM an ARM id names (/subscriptions/S/resourceGroups/G/providers/Microsoft.Compute/
+    virtualMachines/NAME, any casing), or None for any other id, a VM's child resources included."""
+    parts = resource_id.strip().strip("/").split("/")
+    if len(parts) != 8 or not all(parts):
+        return None
+    shape = [p.lower() for p in parts[0:8:2]] + [parts[5].lower()]
+    if shape != ["subscriptions", "resourcegroups", "providers", "virtualmachines", "microsoft.compute"]:
+        return None
+    return parts[7]
+
+
+def _virtual_machines(entities: tuple[EntityBase, ...]) -> tuple[VirtualMachine, ...]:
+    found: dict[str, VirtualMachine] = {}
+    for entity in entities:
+        if isinstance(entity, HostEntity):
+            candidate = entity.azure_id
+        elif isinstance(entity, AzureResourceEntity):
+            candidate = entity.resource_id
+        else:
+            continue
+        name = virtual_machine_name(candidate) if candidate else None
+        if candidate and name:
+            arm_id = candidate.strip().rstrip("/")
+            found.setdefault(arm_id.lower(), VirtualMachine(id=arm_id, resource_id=arm_id, name=name))
+    return tuple(found.values())
+
+
 class Workspace(_Model):
     subscription_id: str | None = None
     resource_group: str | None = None
@@ -267,12 +306,23 @@ class Incident(_Model):
     entities: tuple[Entity, ...] = ()
     raw: dict[str, Any] | list[Any] = Field(default_factory=dict, repr=False)
 
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def virtual_machines(self) -> tuple[VirtualMachine, ...]:
+        """Every distinct VM the entities name by ARM id (Host.azureID, a VM's AzureResource.resourceId)."""
+        return _virtual_machines(self.entities)
+
     @property
     def is_sentinel_incident(self) -> bool:
         return self.dialect in SENTINEL_INCIDENT_DIALECTS
 
     def summary(self) -> dict[str, Any]:
-        """What intake answers with: everything but the raw payload."""
+        """What intake answers with: everything but the raw payload. Made once per incident (matching, planning and
+        the response all read it), so it is shared: read it, do not change it."""
+        return self._summary
+
+    @cached_property
+    def _summary(self) -> dict[str, Any]:
         body = self.model_dump(mode="json", exclude={"raw"}, by_alias=True)
         body["entityCounts"] = _counts(e.kind for e in self.entities)
         return body

@@ -9,8 +9,6 @@ from typing import Any
 from shared.playbook.conditions import ConditionError, is_true
 from shared.playbook.model import Playbook
 
-_VM_SEGMENT = "/providers/microsoft.compute/virtualmachines/"
-
 
 def source_of(incident: dict[str, Any]) -> str:
     dialect = str(incident.get("dialect", ""))
@@ -21,28 +19,9 @@ def source_of(incident: dict[str, Any]) -> str:
     return "defender"
 
 
-def virtual_machines(incident: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every distinct VM the incident names, by ARM id: Host.azureId or an AzureResource that is a VM."""
-    found: dict[str, dict[str, Any]] = {}
-    for entity in incident.get("entities", []):
-        candidate = entity.get("azureId") if entity.get("kind") == "Host" else entity.get("resourceId")
-        if isinstance(candidate, str) and _VM_SEGMENT in candidate.lower():
-            key = candidate.lower().rstrip("/")
-            found.setdefault(
-                key,
-                {
-                    "kind": "VirtualMachine",
-                    "id": candidate,
-                    "resourceId": candidate,
-                    "name": candidate.rstrip("/").rsplit("/", 1)[-1],
-                },
-            )
-    return list(found.values())
-
-
 def entities_of(incident: dict[str, Any], kind: str) -> list[dict[str, Any]]:
-    if kind == "VirtualMachine":
-        return virtual_machines(incident)
+    if kind == "VirtualMachine":  # derived in intake from Host and AzureResource entities, one per ARM id
+        return list(incident.get("virtualMachines", []))
     return [e for e in incident.get("entities", []) if e.get("kind") == kind]
 
 

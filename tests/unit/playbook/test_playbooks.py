@@ -10,7 +10,7 @@ from shared.engine.planner import plan_steps
 from shared.intake import normalise
 from shared.playbook.conditions import ConditionError, evaluate, is_true
 from shared.playbook.loader import PLAYBOOKS_DIR, PlaybookError, load_playbooks, parse_playbook
-from shared.playbook.matching import matching, virtual_machines, why_not
+from shared.playbook.matching import entities_of, matching, why_not
 from tests.unit.intake.cases import sample
 
 BUNDLED = sorted(PLAYBOOKS_DIR.glob("*.yaml"))
@@ -83,7 +83,7 @@ def test_matching_routes_each_sample_to_its_playbook() -> None:
     assert [p.name for p in matching(playbooks, defender)] == ["defender-alert"]
     assert why_not(playbooks["compromised-vm"], account) == "no entity of kind VirtualMachine"
     # a VM named twice (Host.azureID and AzureResource.resourceId, different casing) is one VM
-    assert len(virtual_machines(vm)) == 1
+    assert len(entities_of(vm, "VirtualMachine")) == 1
 
 
 def test_planner_expands_per_entity_with_dependencies() -> None:
