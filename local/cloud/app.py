@@ -1,5 +1,5 @@
 """The emulated cloud as one ASGI app: a pipeline (path clean-up, auth, rate limits, faults, request log) in front of
-one router that every service module registers on."""
+one router that every service's provider registers its operations on."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from starlette.types import Receive, Scope, Send
 
 from local.cloud import identity
 from local.cloud.controls import Controls
-from local.cloud.errors import error_for
+from local.cloud.errors import CloudError, error_for
 from local.cloud.router import Router
 from local.cloud.state import Cloud, LoggedRequest
 
@@ -145,6 +145,8 @@ class CloudApp:
     async def _call(handler: Any, request: Request, params: dict[str, Any], service: str) -> Response:
         try:
             response: Response = await handler(request, **params)
+        except CloudError as error:  # the one place an operation's error becomes the service's error body
+            return error.response(request)
         except Exception as exc:  # an emulator bug must show up as the service's 500, with the reason
             return error_for(service, 500, "InternalServerError", f"{type(exc).__name__}: {exc}")
         return response
@@ -169,7 +171,6 @@ def build_app(cloud: Cloud) -> CloudApp:
     from local.cloud import services
 
     router = Router()
-    identity.register(router, cloud)
-    for module in services.all_modules():
-        module.register(router, cloud)
+    for provider in services.providers(cloud):
+        provider.register(router)
     return CloudApp(cloud, router)

@@ -1,4 +1,5 @@
-"""Error bodies in each service's own shape."""
+"""Errors in each API family's own shape. A provider raises one of these; the app turns it into the response in one
+place (CloudApp), so an operation reads as its happy path plus the `raise`s the real service would answer with."""
 
 from __future__ import annotations
 
@@ -7,54 +8,147 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 
-def _graph_inner(request_id: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    inner: dict[str, Any] = {
-        "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S"),
-        "request-id": request_id,
-        "client-request-id": request_id,
-    }
-    if extra:
-        inner.update(extra)
-    return inner
+class CloudError(Exception):
+    """A failure an emulated service reports: an HTTP status, the service's error code and message, extra headers."""
+
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = dict(headers or {})
+
+    def body(self) -> dict[str, Any]:
+        return {"error": {"code": self.code, "message": self.message}}
+
+    def response(self, request: Request | None = None) -> Response:
+        return JSONResponse(self.body(), status_code=self.status, headers=self.headers or None)
 
 
-def graph_error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
-    request_id = str(uuid.uuid4())
-    body = {"error": {"code": code, "message": message, "innerError": _graph_inner(request_id)}}
-    return JSONResponse(body, status_code=status, headers={"request-id": request_id, **(headers or {})})
+class ArmError(CloudError):
+    """Azure Resource Manager and its resource providers: {"error": {code, message[, details]}} plus request ids."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        headers: dict[str, str] | None = None,
+        details: list[dict[str, Any]] | None = None,
+    ) -> None:
+        super().__init__(status, code, message, headers)
+        self.details = details
+
+    def body(self) -> dict[str, Any]:
+        error: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.details is not None:
+            error["details"] = self.details
+        return {"error": error}
+
+    def response(self, request: Request | None = None) -> Response:
+        if self.details is not None:  # the providers' detailed errors (RetryableError...) come without request ids
+            return JSONResponse(self.body(), status_code=self.status, headers=self.headers or None)
+        request_id = str(uuid.uuid4())
+        ids = {"x-ms-request-id": request_id, "x-ms-correlation-request-id": request_id}
+        return JSONResponse(self.body(), status_code=self.status, headers={**ids, **self.headers})
 
 
-def arm_error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
-    request_id = str(uuid.uuid4())
-    return JSONResponse(
-        {"error": {"code": code, "message": message}},
-        status_code=status,
-        headers={"x-ms-request-id": request_id, "x-ms-correlation-request-id": request_id, **(headers or {})},
-    )
+def graph_headers(request: Request) -> dict[str, str]:
+    """What Graph sends with every answer: a request id, the caller's client-request-id echoed, the OData version."""
+    client_id = request.headers.get("client-request-id") or str(uuid.uuid4())
+    return {"request-id": str(uuid.uuid4()), "client-request-id": client_id, "OData-Version": "4.0"}
 
 
-def loganalytics_error(
-    status: int,
-    code: str,
-    message: str,
-    inner: dict[str, object] | None = None,
-    headers: dict[str, str] | None = None,
-) -> Response:
-    error: dict[str, object] = {"message": message, "code": code, "correlationId": str(uuid.uuid4())}
-    if inner:
-        error["innererror"] = inner
-    return JSONResponse({"error": error}, status_code=status, headers=headers)
+class GraphError(CloudError):
+    """Microsoft Graph's OData error: {"error": {code, message, innerError: {date, request-id, ...}}}."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        headers: dict[str, str] | None = None,
+        inner: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(status, code, message, headers)
+        self.inner = inner or {}
+        self.request_id = str(uuid.uuid4())
+
+    def body(self) -> dict[str, Any]:
+        inner: dict[str, Any] = {
+            "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S"),
+            "request-id": self.request_id,
+            "client-request-id": self.request_id,
+            **self.inner,
+        }
+        return {"error": {"code": self.code, "message": self.message, "innerError": inner}}
+
+    def response(self, request: Request | None = None) -> Response:
+        """With the request (an operation's error), Graph's usual headers; without (the pipeline's), the bare ids."""
+        headers = {"request-id": self.request_id, **(graph_headers(request) if request else {}), **self.headers}
+        return JSONResponse(self.body(), status_code=self.status, headers=headers)
+
+
+class LogAnalyticsError(CloudError):
+    """The Log Analytics query API: {"error": {message, code, correlationId[, innererror]}}."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        inner: dict[str, object] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(status, code, message, headers)
+        self.inner = inner
+
+    def body(self) -> dict[str, Any]:
+        error: dict[str, Any] = {"message": self.message, "code": self.code, "correlationId": str(uuid.uuid4())}
+        if self.inner:
+            error["innererror"] = self.inner
+        return {"error": error}
+
+
+class IdentityError(CloudError):
+    """The managed-identity endpoint: {"statusCode", "message"}."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(status, str(status), message)
+
+    def body(self) -> dict[str, Any]:
+        return {"statusCode": self.status, "message": self.message}
+
+
+class LoginError(CloudError):
+    """The Microsoft identity platform (login.microsoftonline.com): {"error", "error_description", "error_codes"}."""
+
+    def __init__(self, status: int, code: str, message: str, error_codes: list[int] | None = None) -> None:
+        super().__init__(status, code, message)
+        self.error_codes = error_codes or []
+
+    def body(self) -> dict[str, Any]:
+        return {"error": self.code, "error_description": self.message, "error_codes": self.error_codes}
+
+
+class AdminError(CloudError):
+    """The emulator's own admin API: {"error": {code, message}}, nothing else."""
+
+    def __init__(self, status: int, message: str, code: str = "BadRequest") -> None:
+        super().__init__(status, code, message)
 
 
 def error_for(service: str, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
+    """An error the pipeline (auth, routing, faults) answers before or instead of an operation, in `service`'s shape."""
     if service == "graph":
-        return graph_error(status, code, message, headers)
+        return GraphError(status, code, message, headers).response()
     if service == "loganalytics":
-        return loganalytics_error(status, code, message, headers=headers)
-    return arm_error(status, code, message, headers)
+        return LogAnalyticsError(status, code, message, headers=headers).response()
+    return ArmError(status, code, message, headers).response()
 
 
 def retry_after_header(seconds: float | None) -> dict[str, str]:
@@ -68,18 +162,24 @@ def throttled(service: str, retry_after: float | None, code: str | None = None, 
     """A 429 the way each service sends it. retry_after None means no Retry-After header (Identity Protection)."""
     headers = retry_after_header(retry_after)
     if service == "graph":
-        request_id = str(uuid.uuid4())
-        inner = _graph_inner(request_id, {"code": "429", "message": "Please retry after", "status": "429"})
-        body = {
-            "error": {
-                "code": code or "TooManyRequests",
-                "message": message or "Please retry again later.",
-                "innerError": inner,
-            }
-        }
-        return JSONResponse(body, status_code=429, headers={"request-id": request_id, **headers})
+        inner = {"code": "429", "message": "Please retry after", "status": "429"}
+        error = GraphError(429, code or "TooManyRequests", message or "Please retry again later.", headers, inner)
+        return error.response()
     if service == "loganalytics":
-        return loganalytics_error(
-            429, code or "ThrottledError", message or "Too many requests. Retry later.", headers=headers
-        )
-    return arm_error(429, code or "TooManyRequests", message or "The request is being throttled.", headers)
+        text = message or "Too many requests. Retry later."
+        return LogAnalyticsError(429, code or "ThrottledError", text, headers=headers).response()
+    return ArmError(429, code or "TooManyRequests", message or "The request is being throttled.", headers).response()
+
+
+def arm_error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
+    return ArmError(status, code, message, headers).response()
+
+
+def loganalytics_error(
+    status: int,
+    code: str,
+    message: str,
+    inner: dict[str, object] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    return LogAnalyticsError(status, code, message, inner, headers).response()

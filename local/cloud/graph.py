@@ -20,9 +20,10 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from local.cloud.errors import graph_error
+from local.cloud.errors import GraphError, graph_headers
 from local.cloud.odata import FilterError, FilterRules, UnsupportedFilter, apply_orderby, compile_filter
-from local.cloud.router import Router, request_params, service_routes
+from local.cloud.provider import Provider, route
+from local.cloud.router import request_params
 from local.cloud.seed import graph_time
 from local.cloud.state import Cloud
 
@@ -201,16 +202,6 @@ WRITE_RISKY_USERS = ("IdentityRiskyUser.ReadWrite.All",)
 READ_RISK_DETECTIONS = ("IdentityRiskEvent.Read.All", "IdentityRiskEvent.ReadWrite.All")
 
 
-class GraphError(Exception):
-    """Raised inside handlers; turned into Graph's error body by the route wrapper."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-
-
 def _not_found(ref: str) -> GraphError:
     return GraphError(
         404,
@@ -227,16 +218,11 @@ def _now() -> str:
 
 
 def _graph_json(body: Any, request: Request, status: int = 200) -> Response:
-    return JSONResponse(body, status_code=status, headers=_graph_headers(request))
-
-
-def _graph_headers(request: Request) -> dict[str, str]:
-    client_id = request.headers.get("client-request-id") or str(uuid.uuid4())
-    return {"request-id": str(uuid.uuid4()), "client-request-id": client_id, "OData-Version": "4.0"}
+    return JSONResponse(body, status_code=status, headers=graph_headers(request))
 
 
 def _no_content(request: Request) -> Response:
-    return Response(status_code=204, headers=_graph_headers(request))
+    return Response(status_code=204, headers=graph_headers(request))
 
 
 def _project(item: dict[str, Any], properties: Iterable[str], defaults: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -325,9 +311,11 @@ def _page(
 # ---------------------------------------------------------------------------------------------------- the service
 
 
-class GraphService:
+class GraphProvider(Provider):
+    service = "graph"
+
     def __init__(self, cloud: Cloud) -> None:
-        self.cloud = cloud
+        super().__init__(cloud)
         self._index_generation = -1
         self._by_id: dict[str, dict[str, Any]] = {}
         self._by_upn: dict[str, dict[str, Any]] = {}
@@ -446,12 +434,14 @@ class GraphService:
         return items
 
     # ------------------------------------------------------------------------------------------ users
+    @route("GET", "/v1.0/users")
     async def list_users(self, request: Request) -> Response:
         self.require(*READ_USERS)
         selected = _select(request, USER_PROPERTIES, "microsoft.graph.user")
         users = self.filtered(request, self.collection("users"), USER_FILTER, "User", USER_PROPERTIES)
         return _page(request, users, _context("users", selected), lambda u: self.render_user(u, selected))
 
+    @route("GET", "/v1.0/users/{user_id}")
     async def get_user(self, request: Request, user_id: str) -> Response:
         self.require(*READ_USERS)
         selected = _select(request, USER_PROPERTIES, "microsoft.graph.user")
@@ -461,6 +451,7 @@ class GraphService:
         }
         return _graph_json(body, request)
 
+    @route("PATCH", "/v1.0/users/{user_id}")
     async def update_user(self, request: Request, user_id: str) -> Response:
         user = self.user(user_id)
         changes = await _json_object(request)
@@ -506,6 +497,7 @@ class GraphService:
             self._index_generation = -1
         return _no_content(request)
 
+    @route("POST", "/v1.0/users/{user_id}/revokeSignInSessions")
     async def revoke_sessions(self, request: Request, user_id: str) -> Response:
         self.require(*REVOKE_SESSIONS)
         user = self.user(user_id)
@@ -538,11 +530,13 @@ class GraphService:
                         pending.append(parent["id"])
         return list(seen.values())
 
+    @route("GET", "/v1.0/users/{user_id}/memberOf")
     async def member_of(self, request: Request, user_id: str) -> Response:
         self.require(*READ_MEMBERSHIP)
         user = self.user(user_id)
         return self._directory_objects(request, self._direct_parents(user["id"]))
 
+    @route("GET", "/v1.0/users/{user_id}/transitiveMemberOf")
     async def transitive_member_of(self, request: Request, user_id: str) -> Response:
         self.require(*READ_MEMBERSHIP)
         user = self.user(user_id)
@@ -561,12 +555,14 @@ class GraphService:
         return _page(request, objects, _context("directoryObjects", selected), render)
 
     # ------------------------------------------------------------------------------------------ groups and roles
+    @route("GET", "/v1.0/groups")
     async def list_groups(self, request: Request) -> Response:
         self.require(*READ_GROUPS)
         selected = _select(request, GROUP_PROPERTIES, "microsoft.graph.group")
         groups = self.filtered(request, self.collection("groups"), GROUP_FILTER, "Group", GROUP_PROPERTIES)
         return _page(request, groups, _context("groups", selected), lambda g: self.render_group(g, selected))
 
+    @route("GET", "/v1.0/groups/{group_id}")
     async def get_group(self, request: Request, group_id: str) -> Response:
         self.require(*READ_GROUPS)
         selected = _select(request, GROUP_PROPERTIES, "microsoft.graph.group")
@@ -588,14 +584,17 @@ class GraphService:
                 pending += self.group(obj["id"]).get("members", [])
         return list(found.values())
 
+    @route("GET", "/v1.0/groups/{group_id}/members")
     async def group_members(self, request: Request, group_id: str) -> Response:
         self.require(*READ_GROUPS)
         return self._directory_objects(request, self._members(self.group(group_id).get("members", []), False))
 
+    @route("GET", "/v1.0/groups/{group_id}/transitiveMembers")
     async def group_transitive_members(self, request: Request, group_id: str) -> Response:
         self.require(*READ_GROUPS)
         return self._directory_objects(request, self._members(self.group(group_id).get("members", []), True))
 
+    @route("GET", "/v1.0/directoryRoles")
     async def list_roles(self, request: Request) -> Response:
         self.require(*READ_ROLES)
         selected = _select(request, ROLE_PROPERTIES, "microsoft.graph.directoryRole")
@@ -606,6 +605,7 @@ class GraphService:
         }
         return _graph_json(body, request)
 
+    @route("GET", "/v1.0/directoryRoles/{role_id}")
     async def get_role(self, request: Request, role_id: str) -> Response:
         self.require(*READ_ROLES)
         selected = _select(request, ROLE_PROPERTIES, "microsoft.graph.directoryRole")
@@ -615,6 +615,7 @@ class GraphService:
         }
         return _graph_json(body, request)
 
+    @route("GET", "/v1.0/directoryRoles/{role_id}/members")
     async def role_members(self, request: Request, role_id: str) -> Response:
         self.require(*READ_ROLES)
         return self._directory_objects(request, self._members(self.role(role_id).get("members", []), False))
@@ -626,6 +627,7 @@ class GraphService:
     def render_detection(self, detection: dict[str, Any], selected: list[str] | None) -> dict[str, Any]:
         return _project(detection, selected or RISK_DETECTION_PROPERTIES)
 
+    @route("GET", "/v1.0/identityProtection/riskyUsers")
     async def list_risky_users(self, request: Request) -> Response:
         self.require(*READ_RISKY_USERS)
         selected = _select(request, RISKY_USER_PROPERTIES, "microsoft.graph.riskyUser")
@@ -651,6 +653,7 @@ class GraphService:
                 return risky
         return None
 
+    @route("GET", "/v1.0/identityProtection/riskyUsers/{risky_user_id}")
     async def get_risky_user(self, request: Request, risky_user_id: str) -> Response:
         self.require(*READ_RISKY_USERS)
         selected = _select(request, RISKY_USER_PROPERTIES, "microsoft.graph.riskyUser")
@@ -693,6 +696,7 @@ class GraphService:
             self.collection("riskyUsers").append(risky)
         return risky
 
+    @route("POST", "/v1.0/identityProtection/riskyUsers/confirmCompromised")
     async def confirm_compromised(self, request: Request) -> Response:
         self.require(*WRITE_RISKY_USERS)
         users = await self._risky_user_ids(request)
@@ -718,6 +722,7 @@ class GraphService:
             })  # fmt: skip
         return _no_content(request)
 
+    @route("POST", "/v1.0/identityProtection/riskyUsers/dismiss")
     async def dismiss(self, request: Request) -> Response:
         self.require(*WRITE_RISKY_USERS)
         users = await self._risky_user_ids(request)
@@ -740,6 +745,7 @@ class GraphService:
                     )
         return _no_content(request)
 
+    @route("GET", "/v1.0/identityProtection/riskDetections")
     async def list_risk_detections(self, request: Request) -> Response:
         self.require(*READ_RISK_DETECTIONS)
         selected = _select(request, RISK_DETECTION_PROPERTIES, "microsoft.graph.riskDetection")
@@ -759,6 +765,7 @@ class GraphService:
             unsupported_code="BadRequest",
         )
 
+    @route("GET", "/v1.0/identityProtection/riskDetections/{detection_id}")
     async def get_risk_detection(self, request: Request, detection_id: str) -> Response:
         self.require(*READ_RISK_DETECTIONS)
         selected = _select(request, RISK_DETECTION_PROPERTIES, "microsoft.graph.riskDetection")
@@ -781,42 +788,3 @@ async def _json_object(request: Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise GraphError(400, "BadRequest", "The request body must be a JSON object.")
     return body
-
-
-def _handler(method: Callable[..., Any]) -> Callable[..., Any]:
-    async def run(request: Request, **params: str) -> Response:
-        try:
-            response: Response = await method(request, **params)
-        except GraphError as exc:
-            return graph_error(exc.status, exc.code, exc.message, _graph_headers(request))
-        return response
-
-    return run
-
-
-def register(router: Router, cloud: Cloud) -> None:
-    service = GraphService(cloud)
-    route = service_routes(router, "graph")
-    table: list[tuple[str, str, Callable[..., Any]]] = [
-        ("GET", "/v1.0/users", service.list_users),
-        ("GET", "/v1.0/users/{user_id}", service.get_user),
-        ("PATCH", "/v1.0/users/{user_id}", service.update_user),
-        ("POST", "/v1.0/users/{user_id}/revokeSignInSessions", service.revoke_sessions),
-        ("GET", "/v1.0/users/{user_id}/memberOf", service.member_of),
-        ("GET", "/v1.0/users/{user_id}/transitiveMemberOf", service.transitive_member_of),
-        ("GET", "/v1.0/groups", service.list_groups),
-        ("GET", "/v1.0/groups/{group_id}", service.get_group),
-        ("GET", "/v1.0/groups/{group_id}/members", service.group_members),
-        ("GET", "/v1.0/groups/{group_id}/transitiveMembers", service.group_transitive_members),
-        ("GET", "/v1.0/directoryRoles", service.list_roles),
-        ("GET", "/v1.0/directoryRoles/{role_id}", service.get_role),
-        ("GET", "/v1.0/directoryRoles/{role_id}/members", service.role_members),
-        ("GET", "/v1.0/identityProtection/riskyUsers", service.list_risky_users),
-        ("POST", "/v1.0/identityProtection/riskyUsers/confirmCompromised", service.confirm_compromised),
-        ("POST", "/v1.0/identityProtection/riskyUsers/dismiss", service.dismiss),
-        ("GET", "/v1.0/identityProtection/riskyUsers/{risky_user_id}", service.get_risky_user),
-        ("GET", "/v1.0/identityProtection/riskDetections", service.list_risk_detections),
-        ("GET", "/v1.0/identityProtection/riskDetections/{detection_id}", service.get_risk_detection),
-    ]
-    for method, pattern, handler in table:
-        route(method, pattern)(_handler(handler))

@@ -20,8 +20,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from local.cloud.router import Router
-from local.cloud.state import Cloud
+from local.cloud.errors import IdentityError
+from local.cloud.provider import Provider, route
 
 _KEY = os.urandom(32)
 TOKEN_LIFETIME_S = 3600
@@ -84,14 +84,6 @@ def validate(token: str, service: str, now: float | None = None) -> TokenProblem
     return None
 
 
-def token_audience(token: str) -> str | None:
-    """The audience of a token this server issued and that has not expired, else None."""
-    problem = validate(token, "any")
-    if problem is not None:
-        return None
-    return str(json.loads(_unb64(token.split(".")[1]))["aud"])
-
-
 def _utc(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%m/%d/%Y %H:%M:%S")
 
@@ -141,21 +133,23 @@ def check_bearer(request: Request, service: str) -> tuple[int, str, str] | None:
     return 401, code, message
 
 
-def register(router: Router, cloud: Cloud) -> None:
-    async def msi_token(request: Request) -> Response:
-        # The App Service managed-identity protocol (api-version 2019-08-01): X-IDENTITY-HEADER must match
-        # IDENTITY_HEADER, the resource comes as ?resource= (azure-identity strips '/.default' from the scope).
+class IdentityProvider(Provider):
+    """The App Service managed-identity protocol (api-version 2019-08-01)."""
+
+    service = "identity"
+    authenticated = False
+
+    @route("GET", "/msi/token")
+    async def msi_token(self, request: Request) -> Response:
+        # X-IDENTITY-HEADER must match IDENTITY_HEADER; the resource comes as ?resource= (azure-identity strips
+        # '/.default' from the scope).
+        cloud = self.cloud
         if request.headers.get("x-identity-header") != (cloud.identity_header or IDENTITY_HEADER):
-            return JSONResponse(
-                {"statusCode": 400, "message": "X-IDENTITY-HEADER header is missing or does not match."},
-                status_code=400,
-            )
+            raise IdentityError(400, "X-IDENTITY-HEADER header is missing or does not match.")
         query = request.query_params
         resource = query.get("resource") or query.get("scope", "").removesuffix("/.default")
         if not resource:
-            return JSONResponse(
-                {"statusCode": 400, "message": "Required query parameter 'resource' is missing."}, status_code=400
-            )
+            raise IdentityError(400, "Required query parameter 'resource' is missing.")
         tenant = cloud.doc.get("tenant") or {}
         identity = tenant.get("riposteIdentity") or {}
         claims = {
@@ -179,5 +173,3 @@ def register(router: Router, cloud: Cloud) -> None:
                 "client_id": identity.get("clientId", ""),
             }
         )
-
-    router.add("GET", "/msi/token", msi_token, service="identity", authenticated=False)

@@ -1,13 +1,17 @@
-"""The list of emulated service modules; each has register(router, cloud)."""
+"""The emulated services, in the order their routes are matched: one provider class each."""
 
 from __future__ import annotations
 
 import importlib
-from types import ModuleType
+from typing import Any
 
-MODULES = [
+from local.cloud.router import Router
+from local.cloud.state import Cloud
+
+PROVIDERS = [
+    "local.cloud.identity:IdentityProvider",
     "local.cloud.admin",
-    "local.cloud.graph",
+    "local.cloud.graph:GraphProvider",
     "local.cloud.arm_resources",
     "local.cloud.arm_compute",
     "local.cloud.arm_network",
@@ -19,12 +23,21 @@ MODULES = [
 ]
 
 
-def all_modules() -> list[ModuleType]:
-    found = []
-    for name in MODULES:
-        try:
-            found.append(importlib.import_module(name))
-        except ModuleNotFoundError as exc:
-            if exc.name != name:  # a module that exists but is broken must fail loudly
-                raise
+class _ModuleRoutes:
+    """A service module not yet a provider class: its register(router, cloud)."""
+
+    def __init__(self, module: Any, cloud: Cloud) -> None:
+        self.module = module
+        self.cloud = cloud
+
+    def register(self, router: Router) -> None:
+        self.module.register(router, self.cloud)
+
+
+def providers(cloud: Cloud) -> list[Any]:
+    found: list[Any] = []
+    for entry in PROVIDERS:
+        module_name, _, class_name = entry.partition(":")
+        module = importlib.import_module(module_name)
+        found.append(getattr(module, class_name)(cloud) if class_name else _ModuleRoutes(module, cloud))
     return found
