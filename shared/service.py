@@ -17,14 +17,16 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from shared import telemetry
 from shared.actions.context import ActionContext
 from shared.actions.model import IncidentNote
 from shared.actions.permissions import IdentityPermissions
 from shared.actions.port import ExecutorPort
-from shared.engine.model import Decision, Lease, Run, RunStatus, StepStatus
+from shared.approvers import ApprovalRefused, ApproverGroups, check_separation
+from shared.azure.errors import AzureError
+from shared.engine.model import ApprovalState, Decision, Lease, Run, RunStatus, StepStatus
 from shared.engine.planner import plan_steps
 from shared.engine.runner import Runner
 from shared.intake.model import Incident
@@ -33,6 +35,9 @@ from shared.playbook.matching import matching
 from shared.playbook.model import Playbook
 from shared.settings import Settings
 from shared.store.runs import LostLease, RunStore
+
+if TYPE_CHECKING:
+    from shared.azure.graph import GraphAdapter
 
 log = logging.getLogger("riposte.engine")
 RUN_NAMESPACE = uuid.UUID("6c1f7f0e-5a9b-4d0a-9a57-2b9c8f3c1a10")
@@ -109,11 +114,19 @@ class Service:
             playbooks = load_playbooks(Path(settings.playbooks_dir)) if settings.playbooks_dir else bundled_playbooks()
         self.playbooks = playbooks
         self.clock = time.time
+        self._approver_groups: ApproverGroups | None = None
 
     # --- intake -------------------------------------------------------------------------------------------------
 
     def new_run(
-        self, playbook: Playbook, incident: Incident, *, key: str | None, dry_run: bool, requested_by: str
+        self,
+        playbook: Playbook,
+        incident: Incident,
+        *,
+        key: str | None,
+        dry_run: bool,
+        requested_by: str,
+        requested_by_id: str = "",
     ) -> Run:
         summary = incident.summary()
         now = self.clock()
@@ -127,6 +140,7 @@ class Service:
             incident_arm_id=incident.arm_id if incident.is_sentinel_incident else None,
             delivery_key=key,
             requested_by=requested_by,
+            requested_by_id=requested_by_id.lower(),
             created_at=now,
             updated_at=now,
             steps=plan_steps(playbook, summary),
@@ -140,6 +154,7 @@ class Service:
         dry_run: bool = False,
         idempotency_key: str | None = None,
         requested_by: str = "",
+        requested_by_id: str = "",
     ) -> Submission:
         if playbook is not None:
             if playbook not in self.playbooks:
@@ -153,7 +168,12 @@ class Service:
             + (f"|playbook:{playbook}" if playbook else "")
             + ("|dry-run" if dry_run else "")
         )
-        runs = [self.new_run(p, incident, key=key, dry_run=dry_run, requested_by=requested_by) for p in chosen]
+        runs = [
+            self.new_run(
+                p, incident, key=key, dry_run=dry_run, requested_by=requested_by, requested_by_id=requested_by_id
+            )
+            for p in chosen
+        ]
         planned = [{"runId": r.id, "playbook": r.playbook} for r in runs]
         first, recorded = await self.store.claim_delivery(key, planned)
         if not first:
@@ -316,7 +336,29 @@ class Service:
 
     # --- analysts -------------------------------------------------------------------------------------------------
 
-    async def decide(self, run_id: str, decision: str, by: str, *, step: str | None = None, comment: str = "") -> Run:
+    @property
+    def approver_groups(self) -> ApproverGroups:
+        if self._approver_groups is None:
+
+            async def lookup(object_id: str) -> set[str]:
+                graph: GraphAdapter = azure_clients(self.settings).graph
+                return await graph.transitive_group_ids(object_id)
+
+            self._approver_groups = ApproverGroups(lookup, self.settings.approver_group_cache_seconds)
+        return self._approver_groups
+
+    async def decide(
+        self,
+        run_id: str,
+        decision: str,
+        by: str,
+        *,
+        by_id: str = "",
+        step: str | None = None,
+        comment: str = "",
+    ) -> Run:
+        """Records `by`'s decision on a waiting step. `by_id` is the decider's Entra object id from the validated
+        token: the quorum counts those, and separation of duties and approver groups are checked on it."""
         loaded = await self.store.load(run_id)
         if loaded is None:
             raise ServiceError(404, "RunNotFound", f"No run {run_id}.", "id")
@@ -326,7 +368,8 @@ class Service:
             raise ServiceError(409, "NothingAwaitsApproval", "No step of this run is waiting for approval.", "step")
         target = waiting[0]
         assert target.approval is not None
-        recorded = Decision(by=by, decision=decision, comment=comment, at=self.clock())
+        await self._may_decide(run, target.approval, decision, by_id)
+        recorded = Decision(by=by, decision=decision, comment=comment, at=self.clock(), object_id=by_id.lower())
         if not await self.store.add_decision(run.id, target.id, recorded):
             raise ServiceError(409, "AlreadyDecided", f"{by} already decided on step {target.id}.", "step")
         target.approval.decisions.append(recorded)
@@ -335,7 +378,24 @@ class Service:
             log.info("run %s: %s by %s on %s", run.id, decision, by, target.id)
         return run
 
-    async def request_rollback(self, run_id: str, by: str) -> Run:
+    async def _may_decide(self, run: Run, approval: ApprovalState, decision: str, by_id: str) -> None:
+        try:
+            check_separation(run, decision, by_id)
+            await self.approver_groups.check(approval, by_id)
+        except ApprovalRefused as refused:
+            with _context_of(run):
+                log.warning("run %s: %s refused (%s)", run.id, decision, refused.code)
+            raise ServiceError(403, refused.code, refused.message, "step") from None
+        except AzureError as error:
+            log.error("approver group check failed: %s", error)
+            raise ServiceError(
+                503,
+                "ApproverCheckUnavailable",
+                "Approver group membership cannot be read from Microsoft Graph; try again shortly.",
+                "step",
+            ) from None
+
+    async def request_rollback(self, run_id: str, by: str, by_id: str = "") -> Run:
         for _ in range(5):
             loaded = await self.store.load(run_id)
             if loaded is None:
@@ -350,6 +410,7 @@ class Service:
             run.rollback_requested = True
             run.status = RunStatus.ROLLING_BACK  # active again: GET answers 202 until the undo is done
             run.reason = f"rollback requested by {by}"
+            run.rollback_requested_by_id = run.rollback_requested_by_id or by_id.lower()
             try:
                 await self.store.save(run, etag)
             except LostLease:

@@ -29,6 +29,7 @@ _GUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-
 
 
 _ARM_ID = r"/subscriptions/[^/]+/resourceGroups/[^/]+/providers/{type}/[^/]+/?"
+PLATFORM_AUTH_FLAG = "WEBSITE_AUTH_ENABLED"  # App Service sets it to True when App Service Authentication is on
 SECRET_SETTINGS = frozenset({"notify_webhook_url"})  # a Teams or Logic Apps webhook URL carries its own signature
 
 
@@ -86,10 +87,17 @@ class Settings(BaseModel):
     auth_keys_min_refresh_seconds: float = Field(
         300.0, ge=0, description="Least time between two key fetches caused by tokens naming an unknown key"
     )
+    approver_group_cache_seconds: float = Field(
+        60.0,
+        ge=0,
+        description="How long an approver's group memberships, read from Microsoft Graph, are reused: a removal from "
+        "a playbook's approver group takes effect within this time",
+    )
     trust_app_service_auth: bool = Field(
         False,
-        description="Take the caller from X-MS-CLIENT-PRINCIPAL: only when App Service Authentication is on in "
-        "front of the app, which strips that header from outside requests",
+        description="Take the caller from X-MS-CLIENT-PRINCIPAL, set by App Service Authentication (which strips "
+        "that header from outside requests). Refused at start unless the platform reports that authentication is "
+        "on (WEBSITE_AUTH_ENABLED=True)",
     )
 
     # --- where the Microsoft APIs are (the local stack points these at the emulated cloud) ---
@@ -256,7 +264,7 @@ class Settings(BaseModel):
             else:
                 values[name] = raw.strip()
         try:
-            return cls(**values)
+            settings = cls(**values)
         except ValidationError as exc:
             error = exc.errors()[0]
             message = str(error["msg"]).removeprefix("Value error, ")
@@ -267,6 +275,22 @@ class Settings(BaseModel):
             variable = env_name(field)
             got = "a value that is not shown (it is a secret)" if field in SECRET_SETTINGS else repr(raw_values[field])
             raise SettingsError(f"{variable}: {message} (got {got}).", variable) from None
+        settings._check_platform(source)
+        return settings
+
+    def _check_platform(self, env: Mapping[str, str]) -> None:
+        """Settings that are only safe when the platform says so. X-MS-CLIENT-PRINCIPAL is trustworthy only behind
+        App Service Authentication, which strips it from outside requests; App Service sets WEBSITE_AUTH_ENABLED=True
+        when that is on. Without it, anyone holding the function key could write the header and be anyone."""
+        if self.trust_app_service_auth and env.get(PLATFORM_AUTH_FLAG, "").strip().lower() != "true":
+            variable = env_name("trust_app_service_auth")
+            raise SettingsError(
+                f"{variable} is true but App Service Authentication is not enabled on this app ({PLATFORM_AUTH_FLAG} "
+                f"is {env.get(PLATFORM_AUTH_FLAG)!r}, not 'True'): X-MS-CLIENT-PRINCIPAL could be forged by any "
+                "caller. Turn App Service Authentication on (infra does, with trustAppServiceAuth) or set "
+                f"{variable}=false.",
+                variable,
+            )
 
 
 def _origin(annotation: Any) -> Any:

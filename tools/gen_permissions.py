@@ -134,13 +134,17 @@ class Need:
 
 
 def needs() -> list[Need]:
-    """Every Graph permission and Azure role some action declares, with the actions that declare it."""
+    """Every Graph permission and Azure role some action declares (or the approver group check needs), with what
+    declares it."""
+    from shared import approvers
     from shared.actions.registry import catalogue
 
     actions: dict[tuple[str, str], set[str]] = defaultdict(set)
     operations: dict[tuple[str, str], set[str]] = defaultdict(set)
-    for name, registered in catalogue().items():
-        for permission in registered.spec.permissions:
+    users = [(name, registered.spec.permissions) for name, registered in catalogue().items()]
+    users.append((approvers.USED_BY, approvers.GRAPH_PERMISSIONS))  # not an action: the approver group check
+    for name, permissions in users:
+        for permission in permissions:
             key = (permission.kind, permission.name)
             actions[key].add(name)
             if permission.operation:
@@ -187,6 +191,12 @@ def graph_grants(all_needs: Iterable[Need]) -> str:
     return json.dumps(document, indent=2) + "\n"
 
 
+def approvers_used_by() -> str:
+    from shared.approvers import USED_BY
+
+    return USED_BY
+
+
 def _cell(items: Iterable[str]) -> str:
     return "<br>".join(f"`{item}`" for item in items)
 
@@ -220,6 +230,8 @@ def permissions_markdown(all_needs: list[Need]) -> str:
         "administrator role only if the application also holds a higher privileged Entra role; Riposte is not given",
         "one. It reads the target's roles first (`RoleManagement.Read.Directory`) so the guardrails and approval rules",
         "see them: keep privileged accounts in `RIPOSTE_PROTECTED_USERS` or `RIPOSTE_PROTECTED_GROUPS`.",
+        f"`{approvers_used_by()}` is not an action: when a playbook names approver groups, Riposte reads each",
+        "approver's transitive group memberships (`/users/{id}/transitiveMemberOf`) before accepting a decision.",
         "`IdentityRiskyUser.*` needs Microsoft Entra ID P2; `IdentityRiskEvent.Read.All` needs P1 or P2.",
         "",
         "## Azure roles for the actions",

@@ -101,7 +101,8 @@ class Principal:
 
     @property
     def label(self) -> str:
-        """What a run or decision records: stable per identity (approval quorums count distinct labels)."""
+        """What a run or decision records, for people to read. Approval quorums and separation of duties go by
+        `object_id`, never by this."""
         if self.kind == "machine":
             return MACHINE_CALLER
         who = self.name or ("app" if self.kind == "app" else "user")

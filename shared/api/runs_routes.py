@@ -33,14 +33,25 @@ def _body(req: func.HttpRequest, *, optional: bool = False) -> Any:
 
 
 async def submit_incident(
-    incident: Incident, *, playbook: str | None, dry_run: bool, idempotency_key: str | None, by: str
+    incident: Incident,
+    *,
+    playbook: str | None,
+    dry_run: bool,
+    idempotency_key: str | None,
+    by: str,
+    by_id: str = "",
 ) -> func.HttpResponse:
     from shared.service import ServiceError
 
     service = await get_service()
     try:
         submission = await service.submit(
-            incident, playbook=playbook, dry_run=dry_run, idempotency_key=idempotency_key, requested_by=by
+            incident,
+            playbook=playbook,
+            dry_run=dry_run,
+            idempotency_key=idempotency_key,
+            requested_by=by,
+            requested_by_id=by_id,
         )
     except ServiceError as error:
         return error_response(error.status, error.code, error.message, error.target)
@@ -118,7 +129,9 @@ async def decide(req: func.HttpRequest, decision: str) -> func.HttpResponse:
         return error_response(400, "InvalidValue", "step and comment must be strings.", "step")
     service = await get_service()
     try:
-        run = await service.decide(req.route_params["id"], decision, caller.label, step=step, comment=comment)
+        run = await service.decide(
+            req.route_params["id"], decision, caller.label, by_id=caller.object_id, step=step, comment=comment
+        )
     except ServiceError as error:
         return error_response(error.status, error.code, error.message, error.target)
     return json_response(run.public(), 200)
@@ -132,7 +145,7 @@ async def rollback(req: func.HttpRequest) -> func.HttpResponse:
         return caller
     service = await get_service()
     try:
-        run = await service.request_rollback(req.route_params["id"], caller.label)
+        run = await service.request_rollback(req.route_params["id"], caller.label, caller.object_id)
     except ServiceError as error:
         return error_response(error.status, error.code, error.message, error.target)
     headers = {"Location": f"/api/runs/{run.id}", "Retry-After": str(RETRY_AFTER_S)}
@@ -172,9 +185,22 @@ def catalogue() -> dict[str, Any]:
                 "match": playbook.match.model_dump(mode="json", exclude_defaults=True),
                 "actions": [describe(name) for name in dict.fromkeys(used) if name in registered],
                 "approvals": [a.id for a in playbook.actions if a.approval is not None],
+                "approvers": approvers_of(playbook),
             }
         )
     return {"value": playbooks}
+
+
+def approvers_of(playbook: Any) -> dict[str, Any]:
+    """The approver groups of each gated step that has some, and what checking them needs of Graph."""
+    from shared.approvers import GRAPH_PERMISSIONS
+
+    groups = {a.id: list(playbook.approver_groups(a)) for a in playbook.actions if a.approval is not None}
+    groups = {step: named for step, named in groups.items() if named}
+    if not groups:
+        return {}
+    permissions = [p.model_dump(mode="json", by_alias=True) for p in GRAPH_PERMISSIONS]
+    return {"groups": groups, "permissions": permissions}
 
 
 def get_playbooks(req: func.HttpRequest) -> func.HttpResponse:
@@ -215,6 +241,7 @@ async def manual_run(req: func.HttpRequest) -> func.HttpResponse:
         dry_run=dry_run,
         idempotency_key=req.headers.get("idempotency-key"),
         by=caller.label,
+        by_id=caller.object_id,
     )
 
 

@@ -205,6 +205,15 @@ class GraphAdapter:
             page = await self._call(builder.with_url(page.odata_next_link).get())
         return found
 
+    async def transitive_group_ids(self, user_id: str) -> set[str]:
+        """The ids (lower case) of every group a user belongs to, nested membership included (transitiveMemberOf,
+        groups only). An object that is not a user of the tenant belongs to none."""
+        try:
+            memberships = await self.list_memberships(user_id)
+        except (NotFound, ValueError):  # ValueError: not an object id, so no user of the tenant
+            return set()
+        return {str(m["id"]).lower() for m in memberships if m.get("@odata.type") == "#microsoft.graph.group"}
+
     async def set_account_enabled(self, user_id: str, enabled: bool) -> dict[str, Any]:
         """PATCH /users/{id} {"accountEnabled": enabled}; Graph answers 204. Setting the value it has is harmless."""
         from msgraph.generated.models.user import User

@@ -42,10 +42,16 @@ class StepStatus(StrEnum):
 
 
 class Decision(_Model):
-    by: str
+    by: str  # who, as recorded: "name (object id)"
     decision: str  # approve | reject
     comment: str = ""
     at: float
+    object_id: str = ""  # the decider's Entra object id, from the validated token; "" for the function key alone
+
+    @property
+    def decider(self) -> str:
+        """Who decided, for counting: the object id (a name can differ between two tokens of one identity)."""
+        return self.object_id.lower() or self.by.lower()
 
 
 class ApprovalState(_Model):
@@ -53,9 +59,15 @@ class ApprovalState(_Model):
     deadline: float
     on_timeout: str = "reject"
     decisions: list[Decision] = Field(default_factory=list)
+    approver_groups: list[str] = Field(default_factory=list)  # who may decide; empty: any Riposte.Approve holder
 
     def approvers(self) -> set[str]:
-        return {d.by.lower() for d in self.decisions if d.decision == "approve"}
+        """The distinct identities that approved (the quorum counts these)."""
+        return {d.decider for d in self.decisions if d.decision == "approve"}
+
+    def approver_names(self) -> list[str]:
+        names = {d.decider: d.by for d in self.decisions if d.decision == "approve"}
+        return sorted(names.values())
 
 
 class PollState(_Model):
@@ -102,6 +114,8 @@ class Run(_Model):
     incident_arm_id: str | None = None
     delivery_key: str | None = None
     requested_by: str = ""
+    requested_by_id: str = ""  # the requester's Entra object id: may not approve this run's steps
+    rollback_requested_by_id: str = ""  # likewise whoever asked for the rollback
     created_at: float
     updated_at: float
     finished_at: float | None = None

@@ -273,13 +273,16 @@ class Runner:
                 step.outcome = preview.model_dump(mode="json", by_alias=True)
                 return await self._finish(run, step, StepStatus.FAILED, preview.reason)
             if run.dry_run:
-                step.reason = f"would wait for approval ({approval.when})"
+                groups = self.playbook.approver_groups(definition)
+                by = f" from a member of group {' or '.join(groups)}" if groups else ""
+                step.reason = f"would wait for approval{by} ({approval.when})"
                 return None
             step.status = StepStatus.AWAITING_APPROVAL
             step.approval = ApprovalState(
                 quorum=approval.quorum,
                 deadline=self.clock() + duration_seconds(approval.timeout),
                 on_timeout=approval.on_timeout,
+                approver_groups=list(self.playbook.approver_groups(definition)),
             )
             step.reason = step.reason or f"waiting for approval ({approval.when})"
             await self._save(run)
@@ -294,7 +297,7 @@ class Runner:
             return await self._finish(run, step, StepStatus.SKIPPED, reason)
         if len(state.approvers()) >= state.quorum:
             step.status = StepStatus.APPROVED
-            step.reason = f"approved by {', '.join(sorted(state.approvers()))}"
+            step.reason = f"approved by {', '.join(state.approver_names())}"
             await self._save(run)
             return None
         if self.clock() >= state.deadline:

@@ -22,6 +22,8 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 STEP_ID = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+OBJECT_ID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+MAX_APPROVER_GROUPS = 20
 DURATION = re.compile(r"^(\d+)(s|m|h|d)$")
 ENTITY_KINDS = (
     "Account", "Host", "Ip", "AzureResource", "File", "FileHash", "Url", "DnsResolution", "Process", "MailMessage",
@@ -106,11 +108,39 @@ class EnrichStep(_Step):
     pass
 
 
+class Approvers(_Strict):
+    """Who may decide (approve or reject) a gated step, besides holding the Riposte.Approve app role: members of any
+    of these Entra groups, nested membership included, checked through Microsoft Graph at decision time.
+
+    `group: <object id>` is shorthand for `groups: [<object id>]`."""
+
+    groups: tuple[str, ...] = Field(min_length=1, max_length=MAX_APPROVER_GROUPS)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: object) -> object:
+        if isinstance(value, dict) and "group" in value:
+            if "groups" in value:
+                raise ValueError("give group or groups, not both")
+            rest = {k: v for k, v in value.items() if k != "group"}
+            return {**rest, "groups": [value["group"]]}
+        return value
+
+    @field_validator("groups")
+    @classmethod
+    def _object_ids(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for group in value:
+            if not OBJECT_ID.match(group):
+                raise ValueError(f"{group!r} is not a group object id (GUID)")
+        return tuple(dict.fromkeys(g.lower() for g in value))
+
+
 class Approval(_Strict):
     when: str = Field("true", description="A CEL condition: approval is needed when it is true")
-    quorum: int = Field(1, ge=1, le=5, description="How many distinct approvers must approve")
+    quorum: int = Field(1, ge=1, le=5, description="How many distinct approvers (Entra object ids) must approve")
     timeout: Duration = "4h"
     on_timeout: Literal["reject", "approve"] = "reject"
+    approvers: Approvers | None = Field(None, description="Who may decide this step; default: the playbook's")
 
 
 class WaitUntil(_Strict):
@@ -155,6 +185,13 @@ class Playbook(_Strict):
     enrich: tuple[EnrichStep, ...] = ()
     actions: tuple[ActionStep, ...] = ()
     writeback: WriteBack = Field(default_factory=lambda: WriteBack())
+    approvers: Approvers | None = Field(None, description="Who may decide every gated step that names no approvers")
+
+    def approver_groups(self, step: ActionStep) -> tuple[str, ...]:
+        """The groups whose members may decide `step`'s approval; () when any Riposte.Approve holder may."""
+        approval = step.approval
+        chosen = (approval.approvers if approval else None) or self.approvers
+        return chosen.groups if chosen else ()
 
     @model_validator(mode="after")
     def _graph(self) -> Playbook:

@@ -173,8 +173,8 @@ class RunStore:
 
     async def add_decision(self, run_id: str, step_id: str, decision: Decision) -> bool:
         """Records an analyst's decision beside the run (not in it: the worker may be writing the run meanwhile).
-        False when this person already decided on this step."""
-        row = row_key(f"decision|{step_id}|{decision.by.lower()}")
+        False when this identity (by object id) already decided on this step."""
+        row = row_key(f"decision|{step_id}|{decision.decider}")
         document = {"step": step_id, **decision.model_dump(mode="json", by_alias=True)}
         try:
             await self.runs.create({"PartitionKey": run_id, "RowKey": row, **pack(document)})
@@ -243,7 +243,7 @@ def _merge_decisions(run: Run, decisions: list[dict[str, Any]]) -> None:
         if step.approval is None:
             continue
         decision = Decision.model_validate(document)
-        if all(d.by.lower() != decision.by.lower() for d in step.approval.decisions):
+        if all(d.decider != decision.decider for d in step.approval.decisions):
             step.approval.decisions.append(decision)
 
 

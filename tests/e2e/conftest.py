@@ -68,7 +68,9 @@ class Host:
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = Path(env["RIPOSTE_STATE_DIR"]) / f"host-{self.port}.log"
 
-    def start(self) -> None:
+    def start(self, healthy: bool = True) -> None:
+        """Starts the host and waits until health answers 200 (or, with healthy=False, answers at all: a host with
+        bad settings answers 503 naming them)."""
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child process owns it
         self.process = subprocess.Popen(
             [sys.executable, "-m", "local.host"], cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
@@ -76,7 +78,7 @@ class Host:
         deadline = time.monotonic() + 30
         while True:
             try:
-                if httpx.get(f"{self.url}/api/health", timeout=1).status_code == 200:
+                if httpx.get(f"{self.url}/api/health", timeout=1).status_code == 200 or not healthy:
                     return
             except httpx.HTTPError:
                 pass

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -18,11 +20,13 @@ from typing import Any
 import httpx
 import pytest
 
-from local.stack import DEMO_TENANT
+from local.stack import DEMO_TENANT, riposte_environment
+from shared.playbook.loader import PLAYBOOKS_DIR
 from tests.conftest import CloudHandle
-from tests.e2e.conftest import FUNCTION_KEY, Host, wait_for_run
+from tests.e2e.conftest import FUNCTION_KEY, Host, free_port, running_azurite, wait_for_run
 
-SAMPLES = Path(__file__).resolve().parents[2] / "local" / "samples"
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLES = ROOT / "local" / "samples"
 RUN, APPROVE, READ = "Riposte.Run", "Riposte.Approve", "Riposte.Read"
 ALL_ROLES = (RUN, APPROVE, READ)
 OTHER_TENANT = "0b1c2d3e-4f5a-4b6c-8d7e-9f0a1b2c3d4e"
@@ -71,12 +75,19 @@ def tokens(cloud_server: Any) -> Iterator[Tokens]:
         yield Tokens(admin)
 
 
-def principal_header(roles: tuple[str, ...]) -> str:
-    """What App Service Authentication would send, written by the caller instead: it must count for nothing."""
+def principal_header(
+    roles: tuple[str, ...] | list[str],
+    oid: str = "forged-oid",
+    name: str = "mallory@contoso.com",
+    tenant: str = DEMO_TENANT,
+) -> str:
+    """X-MS-CLIENT-PRINCIPAL as App Service Authentication sends it. Written by the caller to the default host, it
+    must count for nothing; the EasyAuth host stands for an app behind App Service Authentication, which strips the
+    header from outside requests and writes its own, so there it is the platform's word."""
     claims = [
-        {"typ": "http://schemas.microsoft.com/identity/claims/tenantid", "val": DEMO_TENANT},
-        {"typ": "http://schemas.microsoft.com/identity/claims/objectidentifier", "val": "forged-oid"},
-        {"typ": "preferred_username", "val": "mallory@contoso.com"},
+        {"typ": "http://schemas.microsoft.com/identity/claims/tenantid", "val": tenant},
+        {"typ": "http://schemas.microsoft.com/identity/claims/objectidentifier", "val": oid},
+        {"typ": "preferred_username", "val": name},
         {"typ": "scp", "val": "access_as_user"},
     ] + [{"typ": "roles", "val": r} for r in roles]
     document = {"auth_typ": "aad", "claims": claims, "name_typ": "preferred_username", "role_typ": "roles"}
@@ -206,11 +217,14 @@ def _bad_token(says: str) -> Callable[[Route], Expect]:
 
 @dataclass(frozen=True)
 class Case:
-    """A kind of caller: the headers it sends (given the route) and what it must get on each kind of route."""
+    """A kind of caller: the headers it sends (given the route) and what it must get on each kind of route, on one of
+    the module's hosts: default (bearer tokens only), easyauth (behind App Service Authentication) or misconfigured
+    (told to trust X-MS-CLIENT-PRINCIPAL on a platform that does not say authentication is on)."""
 
     name: str
     headers: Callable[[Route, Tokens], dict[str, str]]
     expect: Callable[[Route], Expect]
+    host: str = "default"
 
 
 def _key(**extra: str) -> dict[str, str]:
@@ -251,6 +265,28 @@ def _anyone(route: Route) -> Expect:
     return _ok(route) if route.kind == "anonymous" else HOST_401
 
 
+IRVIN = "1c9f2b8e-4a3d-4e6f-8b1c-2d3e4f5a6b11"  # irvin.sayers, SOC Analysts
+
+
+def _platform_principal(route: Route, roles: list[str], tenant: str = DEMO_TENANT) -> dict[str, str]:
+    return _key(**{"x-ms-client-principal": principal_header(roles, IRVIN, "irvin.sayers@contoso.com", tenant)})
+
+
+def _bad_principal(says: str) -> Callable[[Route], Expect]:
+    def expect(route: Route) -> Expect:
+        return _ok(route) if route.kind != "analyst" else Expect(401, "InvalidPrincipal", says)
+
+    return expect
+
+
+def _not_configured(route: Route) -> Expect:
+    if route.name == "defender_alert":  # the host answers Event Grid's handshake itself, before any code of ours
+        return _ok(route)
+    if route.kind == "anonymous":  # health: 503, listing the problem
+        return Expect(503)
+    return Expect(503, "InvalidSetting", "WEBSITE_AUTH_ENABLED")
+
+
 CASES = [
     Case("no key", lambda r, t: {}, _anyone),
     Case("wrong key", lambda r, t: {**_bearer(t.token(roles=list(ALL_ROLES))), "x-functions-key": "wrong"}, _anyone),
@@ -288,6 +324,40 @@ CASES = [
     Case("right role", lambda r, t: _right(r, t), _ok),
     Case("right role, v1 token", lambda r, t: _right(r, t, version="1.0"), _ok),
     Case("right role, app-only token", lambda r, t: _right(r, t, kind="app"), _ok),
+    # Behind App Service Authentication (WEBSITE_AUTH_ENABLED=True, RIPOSTE_TRUST_APP_SERVICE_AUTH=true)
+    Case(
+        "EasyAuth: principal with the right role",
+        lambda r, t: _platform_principal(r, [r.least_role] if r.roles else []),
+        _ok,
+        "easyauth",
+    ),
+    Case(
+        "EasyAuth: principal missing the role",
+        lambda r, t: _platform_principal(r, r.other_roles),
+        _missing_role,
+        "easyauth",
+    ),
+    Case(
+        "EasyAuth: principal from another tenant",
+        lambda r, t: _platform_principal(r, list(ALL_ROLES), OTHER_TENANT),
+        _bad_principal("not from this tenant"),
+        "easyauth",
+    ),
+    Case("EasyAuth: bearer token", lambda r, t: _right(r, t), _ok, "easyauth"),
+    Case("EasyAuth: key without identity", lambda r, t: _key(), _key_only, "easyauth"),
+    Case(
+        "EasyAuth: no key",
+        lambda r, t: _platform_principal(r, list(ALL_ROLES)) | {"x-functions-key": ""},
+        _anyone,
+        "easyauth",
+    ),
+    # Told to trust the header where the platform does not say App Service Authentication is on: refuses to serve
+    Case(
+        "trust without App Service Authentication",
+        lambda r, t: {**_right(r, t), "x-ms-client-principal": principal_header(ALL_ROLES)},
+        _not_configured,
+        "misconfigured",
+    ),
 ]
 
 
@@ -300,8 +370,7 @@ class Runs:
     analyst_run: str  # started by an analyst's manual run, a dry run
 
 
-@pytest.fixture(scope="module")
-def runs(host_url: str, tokens: Tokens) -> Runs:
+def _start_runs(host_url: str, tokens: Tokens) -> Runs:
     with httpx.Client(base_url=host_url, headers=_key(), timeout=30) as machine:
         answer = machine.post(
             "/api/incidents",
@@ -323,6 +392,87 @@ def runs(host_url: str, tokens: Tokens) -> Runs:
     return Runs(machine_run, analyst_run)
 
 
+@pytest.fixture(scope="module")
+def runs(host_url: str, tokens: Tokens) -> Runs:
+    return _start_runs(host_url, tokens)
+
+
+def _host_environment(cloud_server: Any, storage: str, state_dir: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "WEBSITE_AUTH_ENABLED"}
+    env.update(riposte_environment(cloud_server.url, str(cloud_server.certs.ca_path), storage))
+    env.update(
+        RIPOSTE_FUNCTION_KEY=FUNCTION_KEY,
+        RIPOSTE_HOST_PORT=str(free_port()),
+        RIPOSTE_STATE_DIR=str(state_dir),
+        RIPOSTE_HOST_QUEUE_LEASE_S="4",
+        RIPOSTE_HOST_VISIBILITY_TIMEOUT_S="0",
+        RIPOSTE_IDENTITY_PROTECTION_RPS="20",
+        PYTHONUNBUFFERED="1",
+        **extra,
+    )
+    return env
+
+
+@pytest.fixture(scope="module")
+def easyauth_host(cloud_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Host]:
+    """A host standing for an app behind App Service Authentication (the platform sets WEBSITE_AUTH_ENABLED=True),
+    with its own storage and the bundled playbooks plus tests/fixtures/approvals (approver groups)."""
+    playbooks = tmp_path_factory.mktemp("easyauth-playbooks")
+    for source in [*PLAYBOOKS_DIR.glob("*.yaml"), *(ROOT / "tests/fixtures/approvals").glob("*.yaml")]:
+        shutil.copy(source, playbooks / source.name)
+    shutil.copytree(PLAYBOOKS_DIR / "queries", playbooks / "queries")
+    with running_azurite() as storage:
+        env = _host_environment(
+            cloud_server,
+            storage,
+            tmp_path_factory.mktemp("easyauth-host"),
+            WEBSITE_AUTH_ENABLED="True",
+            RIPOSTE_TRUST_APP_SERVICE_AUTH="true",
+            RIPOSTE_PLAYBOOKS_DIR=str(playbooks),
+        )
+        running = Host(env)
+        running.start()
+        yield running
+        running.stop()
+
+
+@pytest.fixture(scope="module")
+def misconfigured_host(azurite: str, cloud_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Host]:
+    """Told to trust X-MS-CLIENT-PRINCIPAL without App Service Authentication on: it must refuse to serve. HTTP
+    only, so it takes no message from the shared queue."""
+    env = _host_environment(
+        cloud_server,
+        azurite,
+        tmp_path_factory.mktemp("misconfigured-host"),
+        RIPOSTE_TRUST_APP_SERVICE_AUTH="true",
+        RIPOSTE_HOST_TRIGGERS="http",
+    )
+    running = Host(env)
+    running.start(healthy=False)
+    yield running
+    running.stop()
+
+
+@dataclass(frozen=True)
+class Target:
+    url: str
+    runs: Runs
+
+
+def target(request: pytest.FixtureRequest, case: Case) -> Target:
+    """The host a case calls, started on first use, and the runs the run routes act on there."""
+    if case.host == "default":
+        return Target(request.getfixturevalue("host_url"), request.getfixturevalue("runs"))
+    if case.host == "easyauth":
+        return Target(request.getfixturevalue("easyauth_host").url, request.getfixturevalue("easyauth_runs"))
+    return Target(request.getfixturevalue("misconfigured_host").url, Runs("no-such-run", "no-such-run"))
+
+
+@pytest.fixture(scope="module")
+def easyauth_runs(easyauth_host: Host, tokens: Tokens) -> Runs:
+    return _start_runs(easyauth_host.url, tokens)
+
+
 def call(host_url: str, route: Route, headers: dict[str, str], runs: Runs) -> httpx.Response:
     path = route.path.format(machine_run=runs.machine_run, analyst_run=runs.analyst_run)
     with httpx.Client(base_url=host_url, timeout=30) as client:
@@ -333,10 +483,11 @@ def call(host_url: str, route: Route, headers: dict[str, str], runs: Runs) -> ht
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 @pytest.mark.parametrize("route", ROUTES, ids=[r.name for r in ROUTES])
-def test_auth_matrix(host_url: str, tokens: Tokens, runs: Runs, route: Route, case: Case) -> None:
-    headers = case.headers(route, tokens)
+def test_auth_matrix(request: pytest.FixtureRequest, tokens: Tokens, route: Route, case: Case) -> None:
+    where = target(request, case)
+    headers = {k: v for k, v in case.headers(route, tokens).items() if v}
     expected = case.expect(route)
-    response = call(host_url, route, headers, runs)
+    response = call(where.url, route, headers, where.runs)
     if expected.code is None:  # the caller is let through: the route answers on the merits
         assert response.status_code in (route.ok if expected.status == 0 else (expected.status,)), response.text
         return
@@ -443,3 +594,87 @@ def test_no_token_reaches_the_host_log(host: Host, tokens: Tokens) -> None:
     for minted in tokens.minted.values():
         token = minted["access_token"]
         assert token not in log and (token.rsplit(".", 1)[-1] or token) not in log  # ...the tokens are not
+
+
+# --- separation of duties and approver groups (on the EasyAuth host, which has tests/fixtures/approvals) -----------
+
+JOHANNA = "1c9f2b8e-4a3d-4e6f-8b1c-2d3e4f5a6b12"  # SOC Analysts
+MEGAN = "1c9f2b8e-4a3d-4e6f-8b1c-2d3e4f5a6b02"  # Marketing
+NESTOR = "1c9f2b8e-4a3d-4e6f-8b1c-2d3e4f5a6b07"  # in no SOC group until the test nests one
+SOC_ANALYSTS = "5e0a7c3d-2b1f-4a6e-9c8d-7f6e5d4c3b02"
+SOC_LEADS = "5e0a7c3d-2b1f-4a6e-9c8d-7f6e5d4c3b99"
+
+
+def _nest_soc_leads(cloud: CloudHandle) -> None:
+    """SOC Leads (nestor) becomes a member of SOC Analysts: a transitive member of the playbook's approver group."""
+    doc = cloud.tenant()
+    groups = doc["graph"]["groups"]
+    groups.append({"id": SOC_LEADS, "displayName": "SOC Leads", "members": [NESTOR]})
+    next(g for g in groups if g["id"] == SOC_ANALYSTS)["members"].append(SOC_LEADS)
+    cloud.admin.put("/tenant", json=doc).raise_for_status()
+
+
+def _user(cloud: CloudHandle, object_id: str) -> dict[str, Any]:
+    return next(u for u in cloud.tenant()["graph"]["users"] if u["id"] == object_id)
+
+
+def _refusal(response: httpx.Response) -> tuple[int, str, str]:
+    error = response.json()["error"]
+    return response.status_code, error["code"], error["message"]
+
+
+def test_separation_of_duties_and_approver_groups(easyauth_host: Host, tokens: Tokens, cloud: CloudHandle) -> None:
+    _nest_soc_leads(cloud)
+    requester = _bearer(tokens.token(user=JOHANNA, roles=ALL_ROLES))
+    stranger = tokens.mint(roles=[APPROVE])  # a SOC analyst identity the tenant's groups do not list
+    with (
+        httpx.Client(base_url=easyauth_host.url, timeout=30) as http,
+        httpx.Client(base_url=easyauth_host.url, headers=requester, timeout=30) as johanna,
+    ):
+        started = http.post(
+            "/api/playbooks/gated-account/runs",
+            json={"title": "approvals", "entities": [{"Type": "account", "AadUserId": MEGAN, "Name": "megan.bowen"}]},
+            headers={**requester, "Idempotency-Key": "auth-approvals"},
+        )
+        assert started.status_code == 202, started.text
+        location = started.headers["Location"]
+        run = wait_for_run(johanna, location, until=lambda r: r["steps"][0]["status"] == "awaiting_approval")
+        assert run["requestedById"] == JOHANNA
+        approve = f"/api/runs/{run['id']}/approve"
+
+        # the requester may not approve her own run, although she is in the approver group and holds the role
+        status, code, message = _refusal(http.post(approve, headers=requester, json={"by": "someone else"}))
+        assert (status, code) == (403, "SelfApproval") and "Separation of duties" in message
+        # an approver outside the group, by token or by the platform's header; the caller's body changes nothing
+        for outsider in (
+            _bearer(tokens.token(user=MEGAN, roles=[APPROVE])),
+            _bearer(stranger["access_token"]),
+            _key(**{"x-ms-client-principal": principal_header([APPROVE], MEGAN, "megan.bowen@contoso.com")}),
+        ):
+            status, code, message = _refusal(http.post(approve, headers=outsider, json={"groups": [SOC_ANALYSTS]}))
+            assert (status, code) == (403, "NotInApproverGroup") and SOC_ANALYSTS in message
+
+        # irvin approves; the same object id under another name (the platform's header) is the same approver
+        irvin = _bearer(tokens.token(user=IRVIN, roles=[APPROVE]))
+        assert http.post(approve, headers=irvin, json={"comment": "seen it"}).status_code == 200
+        renamed = _key(**{"x-ms-client-principal": principal_header([APPROVE], IRVIN, "Irvin S.")})
+        status, code, _ = _refusal(http.post(approve, headers=renamed))
+        assert (status, code) == (409, "AlreadyDecided")
+        time.sleep(1.5)  # a worker pass: one approval is not the quorum of two
+        waiting = http.get(location, headers=requester).json()
+        assert waiting["steps"][0]["status"] == "awaiting_approval"
+        assert _user(cloud, MEGAN)["accountEnabled"] is True
+
+        # a member through a nested group completes the quorum, and the action runs
+        nestor = _key(**{"x-ms-client-principal": principal_header([APPROVE], NESTOR, "nestor.wilke@contoso.com")})
+        assert http.post(approve, headers=nestor).status_code == 200
+        done = wait_for_run(johanna, location)
+    disable = done["steps"][0]
+    assert done["status"] == "succeeded" and disable["status"] == "done", done["reason"]
+    assert {d["objectId"] for d in disable["approval"]["decisions"]} == {IRVIN, NESTOR}
+    assert disable["approval"]["approverGroups"] == [SOC_ANALYSTS]
+    assert _user(cloud, MEGAN)["accountEnabled"] is False
+    # each approver's groups were read from Graph once, through the cache, however many times they called
+    lookups = [r["path"] for r in cloud.requests(service="graph") if r["path"].endswith("/transitiveMemberOf")]
+    for oid in (stranger["claims"]["oid"], IRVIN, NESTOR):
+        assert lookups.count(f"/v1.0/users/{oid}/transitiveMemberOf") == 1, lookups

@@ -30,7 +30,16 @@ def test_every_action_is_in_the_catalogue_and_every_catalogued_action_exists() -
 
 @pytest.mark.parametrize(
     "schema",
-    [model.Playbook, model.Match, model.EnrichStep, model.ActionStep, model.Approval, model.WaitUntil, model.WriteBack],
+    [
+        model.Playbook,
+        model.Match,
+        model.EnrichStep,
+        model.ActionStep,
+        model.Approval,
+        model.Approvers,
+        model.WaitUntil,
+        model.WriteBack,
+    ],
 )
 def test_every_playbook_field_is_documented(schema: type[BaseModel]) -> None:
     text = PLAYBOOKS.read_text()

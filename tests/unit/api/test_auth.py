@@ -20,6 +20,7 @@ from local.cloud.server import CloudServer, free_port
 from local.stack import DEMO_TENANT
 from shared.api import auth
 from shared.api.auth import AuthFailure, Principal, Role, SigningKeys
+from shared.settings import PLATFORM_AUTH_FLAG as PLATFORM_FLAG
 from shared.settings import Settings, SettingsError, get_settings
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -302,7 +303,7 @@ def request(headers: dict[str, str], path: str = "/api/runs") -> func.HttpReques
 @pytest.fixture
 def env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
     """Settings from the environment for check(), re-read for each test."""
-    for name in ("RIPOSTE_AUTH_MODE", "RIPOSTE_TRUST_APP_SERVICE_AUTH", "RIPOSTE_AUTH_METADATA_URL"):
+    for name in ("RIPOSTE_AUTH_MODE", "RIPOSTE_TRUST_APP_SERVICE_AUTH", "RIPOSTE_AUTH_METADATA_URL", PLATFORM_FLAG):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("RIPOSTE_AUTH_TENANT_ID", DEMO_TENANT)
     monkeypatch.setenv("RIPOSTE_AUTH_AUDIENCE", DEFAULT_API_CLIENT_ID)
@@ -318,6 +319,7 @@ def test_the_app_service_principal_is_trusted_only_when_the_setting_says_so(env:
     assert refused.value.code == "AuthenticationRequired" and "is ignored" in refused.value.message
 
     env.setenv("RIPOSTE_TRUST_APP_SERVICE_AUTH", "true")
+    env.setenv(PLATFORM_FLAG, "True")  # what App Service sets when its authentication is on
     get_settings.cache_clear()
     principal = auth.check(request(header), "approve")
     assert principal == Principal(
@@ -342,6 +344,7 @@ def test_the_app_service_principal_is_trusted_only_when_the_setting_says_so(env:
 )
 def test_a_bad_app_service_principal_is_refused(env: pytest.MonkeyPatch, header: str, says: str) -> None:
     env.setenv("RIPOSTE_TRUST_APP_SERVICE_AUTH", "true")
+    env.setenv(PLATFORM_FLAG, "True")  # what App Service sets when its authentication is on
     get_settings.cache_clear()
     with pytest.raises(AuthFailure) as refused:
         auth.check(request({auth.PRINCIPAL_HEADER: header}), "runs")
@@ -394,6 +397,27 @@ def test_the_key_alone_reads_only_runs_a_machine_started() -> None:
 def test_bad_auth_settings_are_named(name: str, value: str) -> None:
     with pytest.raises(SettingsError, match=name):
         Settings.from_env({name: value})
+
+
+@pytest.mark.parametrize("platform", [None, "", "False", "false", "1"])
+def test_trusting_the_principal_header_without_app_service_authentication_is_refused_at_start(
+    platform: str | None,
+) -> None:
+    env = {"RIPOSTE_TRUST_APP_SERVICE_AUTH": "true", "RIPOSTE_AUTH_TENANT_ID": DEMO_TENANT}
+    if platform is not None:
+        env[PLATFORM_FLAG] = platform
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_env(env)
+    assert refused.value.variable == "RIPOSTE_TRUST_APP_SERVICE_AUTH"
+    assert PLATFORM_FLAG in str(refused.value) and "forged" in str(refused.value)
+
+
+@pytest.mark.parametrize("platform", ["True", "true"])
+def test_the_principal_header_is_trusted_when_app_service_authentication_is_on(platform: str) -> None:
+    env = {"RIPOSTE_TRUST_APP_SERVICE_AUTH": "true", PLATFORM_FLAG: platform}
+    assert Settings.from_env(env).trust_app_service_auth
+    # and the platform flag alone changes nothing
+    assert not Settings.from_env({PLATFORM_FLAG: "True"}).trust_app_service_auth
 
 
 def test_the_default_issuers_and_metadata_follow_the_tenant() -> None:
