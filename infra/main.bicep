@@ -54,7 +54,7 @@ param azureSecurityInsightsPrincipalId string = ''
 @description('entra: analyst routes need an Entra ID app role; function_key: the function key alone (no app registration)')
 param authMode string = 'entra'
 
-@description('Trust X-MS-CLIENT-PRINCIPAL: only when App Service Authentication is configured in front of the app')
+@description('Turn on App Service Authentication (Entra ID, the API app registration) in front of the app and trust its X-MS-CLIENT-PRINCIPAL as well as bearer tokens. Needs the API app registration: useGraphExtension, or authApiClientId')
 param trustAppServiceAuth bool = false
 
 // --- relays -----------------------------------------------------------------------------------------------------
@@ -194,7 +194,8 @@ var riposteSettings = {
   RIPOSTE_AUTH_MODE: authMode
   RIPOSTE_AUTH_TENANT_ID: tenant().tenantId
   RIPOSTE_AUTH_AUDIENCE: apiClientId
-  RIPOSTE_TRUST_APP_SERVICE_AUTH: string(trustAppServiceAuth)
+  // true only with App Service Authentication deployed (functionapp.bicep); Riposte refuses it otherwise
+  RIPOSTE_TRUST_APP_SERVICE_AUTH: string(trustAppServiceAuth && !empty(apiClientId))
   RIPOSTE_PROTECTED_USERS: join(protectedUsers, ',')
   RIPOSTE_PROTECTED_GROUPS: join(protectedGroups, ',')
   RIPOSTE_PROTECTED_RESOURCE_PREFIXES: join(protectedResourcePrefixes, ',')
@@ -222,6 +223,8 @@ module functionApp 'modules/functionapp.bicep' = {
     applicationInsightsConnectionString: monitoring.outputs.connectionString
     riposteSettings: riposteSettings
     maximumInstanceCount: maximumInstanceCount
+    appServiceAuthentication: trustAppServiceAuth && !empty(apiClientId)
+    authClientId: apiClientId
   }
 }
 

@@ -24,6 +24,12 @@ param riposteSettings object
 @maxValue(1000)
 param maximumInstanceCount int = 40
 
+@description('Turn on App Service Authentication (Easy Auth) with Entra ID in front of the app: set with RIPOSTE_TRUST_APP_SERVICE_AUTH=true, which Riposte refuses unless the platform reports it on (WEBSITE_AUTH_ENABLED)')
+param appServiceAuthentication bool = false
+
+@description('With appServiceAuthentication: client id of the API app registration analysts sign in to')
+param authClientId string = ''
+
 @allowed([
   512
   2048
@@ -108,7 +114,7 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
 
 resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
   // checkov reads this app-settings resource as the site's web configuration; the skips below answer for the site.
-  #checkov:skip=CKV_AZURE_13:Riposte authenticates callers itself: a function key on every route, and Entra ID tokens validated in shared/api/auth.py on analyst routes. App Service Authentication can be put in front (trustAppServiceAuth=true) but is not required.
+  #checkov:skip=CKV_AZURE_13:Riposte authenticates callers itself: a function key on every route, and Entra ID tokens validated in shared/api/auth.py on analyst routes. trustAppServiceAuth=true also deploys App Service Authentication (authsettingsV2 below), letting unauthenticated requests through for the function keys of the machine routes.
   #checkov:skip=CKV_AZURE_63:Flex Consumption has no App Service file-system HTTP logs; requests are traced in Application Insights.
   #checkov:skip=CKV_AZURE_65:Flex Consumption has no App Service detailed error pages; failures and exceptions go to Application Insights.
   #checkov:skip=CKV_AZURE_66:Flex Consumption has no App Service failed-request tracing; failed requests are traced in Application Insights.
@@ -118,6 +124,15 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
   parent: site
   name: 'appsettings'
   properties: union(platformSettings, riposteSettings)
+}
+
+// App Service Authentication, when Riposte is told to trust X-MS-CLIENT-PRINCIPAL (appservice-auth.bicep says how).
+module authentication 'appservice-auth.bicep' = if (appServiceAuthentication) {
+  name: 'riposte-appservice-auth'
+  params: {
+    siteName: site.name
+    clientId: authClientId
+  }
 }
 
 // Deployments go through Entra ID (azd, az functionapp deployment); no FTP or basic-auth publishing.

@@ -4,7 +4,8 @@ Machine callers (the Sentinel relay Logic App, Logic Apps, Event Grid) hold a fu
 host checks before any code here runs. Analyst routes also need an Entra ID identity holding one of Riposte's app
 roles, from one of two places:
 - X-MS-CLIENT-PRINCIPAL, set by App Service Authentication, read only when RIPOSTE_TRUST_APP_SERVICE_AUTH says it is
-  on in front of the app (it strips the header from outside requests; without it, anyone could write the header);
+  on in front of the app (it strips the header from outside requests; without it, anyone could write the header).
+  The settings refuse that setting unless the platform reports authentication on (WEBSITE_AUTH_ENABLED=True);
 - the bearer token, validated here with PyJWT against the tenant's published signing keys: signature, an algorithm
   allow-list from settings (never from the token), issuer, audience, tenant, expiry.
 
