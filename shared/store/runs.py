@@ -14,7 +14,6 @@ import hashlib
 import json
 import re
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 from shared.actions.model import Outcome, Plan
@@ -56,13 +55,6 @@ def unpack(entity: dict[str, Any]) -> Any:
 
 def row_key(text: str) -> str:
     return _BAD_KEY_CHARS.sub("_", text)[:1000]
-
-
-@dataclass
-class Stored:
-    run: Run
-    etag: str
-    saved_steps: dict[str, str] = field(default_factory=dict)  # step id -> the JSON last written
 
 
 class RunStore:

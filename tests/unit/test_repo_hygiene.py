@@ -1,0 +1,121 @@
+"""Nothing generated is tracked, and a clone stays small: no virtualenv, node_modules, cache or bytecode, nothing the
+.gitignore excludes, no file over 1 MiB, and under 2 MB of tracked files in all."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterable, Mapping
+from pathlib import Path, PurePosixPath
+
+ROOT = Path(__file__).resolve().parents[2]
+MAX_FILE_BYTES = 1024 * 1024
+MAX_TOTAL_BYTES = 2_000_000
+
+GENERATED_DIRS = {
+    "node_modules",
+    "site-packages",
+    "__pycache__",
+    ".mypy_cache",
+    ".ruff_cache",
+    ".pytest_cache",
+    ".hypothesis",
+}
+GENERATED_SUFFIXES = {".pyc", ".pyo"}
+
+
+def git(*args: str, repo: Path = ROOT) -> list[str]:
+    out = subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True).stdout
+    return [path for path in out.decode().split("\0") if path]
+
+
+def tracked() -> list[str]:
+    return git("ls-files", "-z")
+
+
+def generated(paths: Iterable[str]) -> list[str]:
+    """The paths that belong to a virtualenv, node_modules, a tool's cache or compiled bytecode."""
+    paths = list(paths)
+    venvs = {str(PurePosixPath(path).parent) for path in paths if PurePosixPath(path).name == "pyvenv.cfg"}
+    venvs |= {
+        str(PurePosixPath(path).parents[1]) for path in paths if PurePosixPath(path).parts[-2:] == ("bin", "activate")
+    }
+    found = []
+    for path in paths:
+        pure = PurePosixPath(path)
+        in_venv = any(venv == "." or pure.is_relative_to(venv) for venv in venvs)
+        if in_venv or GENERATED_DIRS & set(pure.parts[:-1]) or pure.suffix in GENERATED_SUFFIXES:
+            found.append(path)
+    return found
+
+
+def oversized(sizes: Mapping[str, int]) -> list[str]:
+    return [path for path, size in sizes.items() if size > MAX_FILE_BYTES]
+
+
+def sizes_of(paths: Iterable[str]) -> dict[str, int]:
+    """Bytes per tracked path as it stands in the working tree (a file deleted but not yet staged counts 0)."""
+    return {path: (ROOT / path).lstat().st_size if (ROOT / path).is_file() else 0 for path in paths}
+
+
+def test_no_generated_path_is_tracked() -> None:
+    assert generated(tracked()) == []
+
+
+def tracked_but_ignored(repo: Path = ROOT) -> list[str]:
+    # .gitignore names what the tools generate; a tracked file it matches was committed by mistake.
+    return git("ls-files", "-z", "--cached", "--ignored", "--exclude-standard", repo=repo)
+
+
+def test_no_tracked_path_is_ignored() -> None:
+    assert tracked_but_ignored() == []
+
+
+def test_the_check_finds_a_tracked_path_the_gitignore_excludes(tmp_path: Path) -> None:
+    git("init", "-q", repo=tmp_path)
+    (tmp_path / "kept.py").write_text("")
+    (tmp_path / "local.settings.json").write_text("{}")
+    git("add", "kept.py", "local.settings.json", repo=tmp_path)
+    assert tracked_but_ignored(tmp_path) == []
+    (tmp_path / ".gitignore").write_text("local.settings.json\n")
+    assert tracked_but_ignored(tmp_path) == ["local.settings.json"]
+
+
+def test_no_tracked_file_is_over_1_mib() -> None:
+    assert oversized(sizes_of(tracked())) == []
+
+
+def test_a_clone_stays_under_2_mb() -> None:
+    sizes = sizes_of(tracked())
+    total = sum(sizes.values())
+    largest = sorted(sizes, key=sizes.__getitem__, reverse=True)[:5]
+    print(f"tracked: {len(sizes)} files, {total:,} bytes; largest: {', '.join(largest)}")
+    assert total < MAX_TOTAL_BYTES, f"{total:,} bytes tracked; the largest: {largest}"
+
+
+def test_the_check_finds_each_kind_of_generated_path() -> None:
+    paths = [
+        ".venv-checkov/pyvenv.cfg",
+        ".venv-checkov/lib/python3.11/site-packages/checkov/__init__.py",
+        ".venv-checkov/README.txt",
+        "env/bin/activate",
+        "env/bin/python",
+        "vendor/lib/site-packages/six.py",
+        "node_modules/azurite/package.json",
+        "shared/__pycache__/settings.cpython-311.pyc",
+        "stray.pyc",
+        ".mypy_cache/3.11/cache.db",
+        ".ruff_cache/CACHEDIR.TAG",
+        "tests/.pytest_cache/v/lastfailed",
+        ".hypothesis/examples/x",
+        # ours, and must stay unflagged
+        "shared/settings.py",
+        "docs/reference/service-limits.md",
+        "local/cloud/tenants/demo.yaml",
+        "bin/activate.md",
+    ]
+    assert generated(paths) == paths[:13]
+
+
+def test_the_check_finds_a_file_over_1_mib() -> None:
+    sizes = {"big.json": MAX_FILE_BYTES + 1, "exact.json": MAX_FILE_BYTES, "small.py": 10}
+    assert oversized(sizes) == ["big.json"]
