@@ -2,8 +2,8 @@
 
 - polls the queue with exponential back-off up to host.json's maxPollingInterval when it is empty;
 - takes up to batchSize messages, runs the function for each (at most batchSize at once);
-- keeps a message invisible while its function runs (renewing the lease), so a crashed host's messages come back
-  after the lease runs out;
+- keeps a message invisible while its function runs (10 minutes, renewed), so a crashed host's messages come back
+  only after that;
 - deletes the message when the function succeeds; when it raises, makes the message visible again after
   visibilityTimeout, and after maxDequeueCount attempts moves it to <queue>-poison.
 Messages are base64 text, the runtime's default encoding."""
@@ -23,7 +23,9 @@ from typing import Any
 from azure.functions import meta
 
 log = logging.getLogger("riposte.host.queues")
-LEASE_S = int(os.environ.get("RIPOSTE_HOST_QUEUE_LEASE_S", "10"))  # the runtime uses minutes; tests want seconds
+# How long a message stays invisible while its function runs (renewed at half of it). The Functions runtime holds it
+# for 10 minutes, not configurable: a message a crashed host was running comes back only then. Tests may shorten it.
+LEASE_S = int(os.environ.get("RIPOSTE_HOST_QUEUE_LEASE_S", "600"))
 
 
 def _timespan(text: str, default: float) -> float:

@@ -15,6 +15,7 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -42,6 +43,13 @@ if TYPE_CHECKING:
 log = logging.getLogger("riposte.engine")
 RUN_NAMESPACE = uuid.UUID("6c1f7f0e-5a9b-4d0a-9a57-2b9c8f3c1a10")
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+WATCHDOG = "watchdog"  # the reason of the message that checks on a run when its worker's lease ends
+
+
+class LeaseLapsing(Exception):
+    """The lease could not be renewed and is about to lapse: the work was stopped before another worker may start."""
 
 
 class ServiceError(Exception):
@@ -182,8 +190,13 @@ class Service:
             runs = [r for r in runs if r.id in wanted]
         summaries: list[dict[str, Any]] = []
         for run in runs:
+            joined = await self._join_active(run)
+            if joined is not None:
+                summaries.append(joined)
+                continue
             if await self.store.create(run):
                 await self.store.enqueue(run.id, reason="submitted")
+                await self._watch(run.id)  # should a host die holding that message, the run starts regardless
                 with _context_of(run):
                     log.info("run %s of %s queued%s", run.id, run.playbook, " (dry run)" if run.dry_run else "")
                 summaries.append(run_summary(run))
@@ -197,76 +210,110 @@ class Service:
         reason = "" if recorded else "no playbook matches this incident"
         return Submission(created=first, runs=summaries, unmatched_reason=reason)
 
+    async def _join_active(self, run: Run) -> dict[str, Any] | None:
+        """At most one active run per playbook per incident: when another delivery of this incident (under another
+        delivery id) already started one, this delivery joins it, and the run that answers is that one."""
+        incident = _incident_key(run)
+        if incident is None:
+            return None
+        holder = await self.store.claim_active(incident, run.playbook, run.id)
+        if holder == run.id:
+            return None
+        stored = await self.store.load(holder)
+        if stored is None:  # being created by the delivery that claimed the place a moment ago
+            return {"id": holder, "playbook": run.playbook, "status": RunStatus.QUEUED.value, "dryRun": run.dry_run,
+                    "location": f"/api/runs/{holder}"}  # fmt: skip
+        with _context_of(run):
+            log.info("delivery joins run %s of %s, already active for this incident", holder, run.playbook)
+        return run_summary(stored[0])
+
+    async def _ended(self, run: Run) -> None:
+        """A run reached its end: the incident may get a new run of this playbook."""
+        incident = _incident_key(run)
+        if incident is not None:
+            await self.store.release_active(incident, run.playbook, run.id)
+
     async def get(self, run_id: str) -> Run | None:
         loaded = await self.store.load(run_id)
         return loaded[0] if loaded else None
 
     # --- the worker -----------------------------------------------------------------------------------------------
 
-    async def process(self, run_id: str) -> None:
+    async def process(self, run_id: str, reason: str = "") -> None:
         with telemetry.log_context(run_id=run_id):
             loaded = await self.store.load(run_id)
             if loaded is None:
                 log.warning("queue message for unknown run %s ignored", run_id)
                 return
         run, etag = loaded
+        if reason == WATCHDOG and run.lease is None and run.status is not RunStatus.QUEUED:
+            return  # the invocation it watched ended properly, and queued whatever comes next
         with telemetry.run_scope(
             run.id, incident_id=_incident_id(run), playbook=run.playbook, dry_run=run.dry_run
         ) as scope:
             await self._process(run, etag)
             scope.finished(run.status.value, run.reason, failed=run.status is RunStatus.FAILED)
 
-    async def _process(self, run: Run, etag: str) -> None:
+    async def _claim(self, run: Run, etag: str) -> tuple[str, str] | None:
+        """Takes the run's lease for this invocation: (owner, etag), or None when another worker holds it."""
         now = self.clock()
-        if not run.status.active and not run.rollback_requested:
-            return
+        if run.lease and run.lease.until > now:
+            # Checked again when that lease ends: this message is the watchdog of a worker that may die.
+            await self.store.enqueue(run.id, run.lease.until - now + 0.5, WATCHDOG)
+            return None
+        if run.continuation_at is not None and now + 1 >= run.continuation_at:
+            run.continuation_at = None  # this is (or supersedes) the scheduled continuation
         # The lease belongs to this invocation, not to the process: two messages for one run can arrive in the same
         # worker (a redelivery beside a continuation), and only one of them may advance it.
         owner = f"{WORKER_ID}:{uuid.uuid4().hex[:8]}"
-        if run.lease and run.lease.until > now:
-            await self.store.enqueue(run.id, run.lease.until - now, "lease held by another worker")
-            return
-        if run.continuation_at is not None and now + 1 >= run.continuation_at:
-            run.continuation_at = None  # this is (or supersedes) the scheduled continuation
         run.lease = Lease(owner=owner, until=now + self.settings.run_lease_seconds)
+        # If this worker dies, its queue message stays invisible for 10 minutes (the Functions runtime's hold on a
+        # message it is running); the watchdog brings the run back as soon as the lease has run out. Queued before
+        # the lease is taken, so no moment holds a lease without one.
+        await self._watch(run.id)
         try:
             etag = await self.store.save(run, etag)
         except LostLease:
-            return  # another worker claimed it first
+            return None  # another worker claimed it first
+        return owner, etag
+
+    async def _watch(self, run_id: str) -> None:
+        await self.store.enqueue(run_id, self.settings.run_lease_seconds + 0.5, WATCHDOG)
+
+    async def _process(self, run: Run, etag: str) -> None:
+        if not run.status.active and not run.rollback_requested:
+            return
+        claimed = await self._claim(run, etag)
+        if claimed is None:
+            return
+        owner, etag = claimed
         state = {"etag": etag}
+        saving = asyncio.Lock()
 
         async def checkpoint(current: Run) -> None:
-            if current.lease is not None:
-                # Every checkpoint renews the lease: it lapses only when this worker stops making progress.
-                current.lease.until = self.clock() + self.settings.run_lease_seconds
-            state["etag"] = await self.store.save(current, state["etag"])
+            async with saving:
+                if current.lease is not None:
+                    # Every checkpoint renews the lease, and so does the heartbeat between checkpoints.
+                    current.lease.until = self.clock() + self.settings.run_lease_seconds
+                state["etag"] = await self.store.save(current, state["etag"])
 
         playbook = self.playbooks.get(run.playbook)
         if playbook is None:
             run.status, run.reason = RunStatus.FAILED, f"playbook {run.playbook} no longer exists"
             run.lease = None
             await checkpoint(run)
+            await self._ended(run)
             return
-        ctx = ActionContext(
-            settings=self.settings,
-            azure=azure_clients(self.settings),
-            ledger=self.store.ledger(run.id),
-            budget=self.store.destructive_budget(self.settings.destructive_actions_per_hour),
-            run_id=run.id,
-            incident_id=run.incident_arm_id,
-            dry_run=run.dry_run,
-        )
-        if run.dry_run:  # a dry run says, for every action, whether the identity holds what it needs
-            ctx.permissions = IdentityPermissions(ctx.azure)
-        runner = Runner(playbook, ExecutorPort(ctx, run.incident), checkpoint, self.clock)
+        runner = Runner(playbook, ExecutorPort(self._action_context(run), run.incident), checkpoint, self.clock)
         log.info("run %s %s", run.id, "rolling back" if run.rollback_requested else f"advancing ({run.status.value})")
+        rolling_back = run.rollback_requested
         try:
-            run = await runner.advance(run)
+            run = await self._advance_leased(runner, run, checkpoint)
         except Exception as raised:
-            if _find(raised, LostLease) is not None:
-                # Someone changed the run under us (a rollback request, another worker after our lease ran out):
-                # this invocation stops, hands its lease back if it still holds it, and queues the run to continue.
-                log.info("run %s changed under this worker; handing it back", run.id)
+            if _find(raised, LostLease) is not None or _find(raised, LeaseLapsing) is not None:
+                # Someone changed the run under us (another worker after our lease ran out), or the lease could not
+                # be renewed: this invocation stops, hands its lease back if it still holds it, and queues the run.
+                log.info("run %s: this worker no longer holds it safely; handing it back", run.id)
                 await self._hand_back(run.id, owner)
                 return
             exc = _find(raised, Exception) or raised
@@ -278,16 +325,76 @@ class Service:
             except LostLease:
                 pass
             raise  # the runtime retries the message, then moves it to the poison queue
+        await self._finish_invocation(run, checkpoint, rolled_back=rolling_back or run.status is RunStatus.ROLLED_BACK)
+
+    async def _finish_invocation(
+        self, run: Run, checkpoint: Callable[[Run], Awaitable[None]], rolled_back: bool
+    ) -> None:
         run.lease = None
         if run.status is RunStatus.WAITING and run.resume_at is not None and run.continuation_at != run.resume_at:
             await self.store.enqueue(run.id, max(0.0, run.resume_at - self.clock()), "continuation")
             run.continuation_at = run.resume_at
         await checkpoint(run)
+        if rolled_back and not run.status.active:
+            await self.store.rollback_done(run.id)
+        if not run.status.active:
+            await self._ended(run)
         if run.status.active:
             log.info("run %s is %s; continues in %.0f s", run.id, run.status.value, _wait(run, self.clock()))
         else:
             level = logging.WARNING if run.status is RunStatus.FAILED else logging.INFO
             log.log(level, "run %s %s%s", run.id, run.status.value, f": {run.reason}" if run.reason else "")
+
+    async def _advance_leased(self, runner: Runner, run: Run, checkpoint: Callable[[Run], Awaitable[None]]) -> Run:
+        """Advances the run while a heartbeat renews its lease every third of the lease, and looks for a rollback
+        request. The bound on every action: nothing this invocation runs outlives its lease. If the lease cannot be
+        renewed, the work is cancelled a sixth of the lease before it lapses (LeaseLapsing), so another worker that
+        takes the run over never acts beside this one."""
+        lease_s = self.settings.run_lease_seconds
+        loop = asyncio.get_running_loop()
+
+        def fence_at() -> float:  # the lease's end on the event loop's clock, less the margin
+            assert run.lease is not None
+            return loop.time() + (run.lease.until - self.clock()) - lease_s / 6
+
+        async def heartbeat() -> None:
+            while True:
+                await asyncio.sleep(lease_s / 3)
+                if not run.rollback_requested:
+                    by = await self.store.rollback_requested(run.id)
+                    if by is not None:  # the runner starts no new step, and undoes once the current ones end
+                        run.rollback_requested, run.reason = True, f"rollback requested by {by}"
+                try:
+                    await checkpoint(run)
+                except LostLease:
+                    raise
+                except Exception as exc:  # storage unavailable: try again, until the fence stops the work
+                    log.warning("run %s: could not renew the lease: %s", run.id, exc)
+                    continue
+                fence.reschedule(fence_at())
+
+        try:
+            async with asyncio.timeout_at(fence_at()) as fence, asyncio.TaskGroup() as group:
+                beat = group.create_task(heartbeat())
+                advancing = group.create_task(runner.advance(run))
+                advancing.add_done_callback(lambda _: beat.cancel())
+        except TimeoutError as exc:
+            raise LeaseLapsing(run.id) from exc
+        return advancing.result()
+
+    def _action_context(self, run: Run) -> ActionContext:
+        ctx = ActionContext(
+            settings=self.settings,
+            azure=azure_clients(self.settings),
+            ledger=self.store.ledger(run.id),
+            budget=self.store.destructive_budget(self.settings.destructive_actions_per_hour),
+            run_id=run.id,
+            incident_id=run.incident_arm_id,
+            dry_run=run.dry_run,
+        )
+        if run.dry_run:  # a dry run says, for every action, whether the identity holds what it needs
+            ctx.permissions = IdentityPermissions(ctx.azure)
+        return ctx
 
     async def _hand_back(self, run_id: str, owner: str) -> None:
         for _ in range(5):
@@ -320,6 +427,7 @@ class Service:
         run.status, run.reason, run.lease = RunStatus.FAILED, f"gave up: {reason}", None
         run.finished_at = self.clock()
         await self.store.save(run, etag)
+        await self._ended(run)
         log.error("run %s failed: its queue message reached the poison queue (%s)", run.id, reason)
         ctx = ActionContext(
             settings=self.settings,
@@ -396,35 +504,37 @@ class Service:
             ) from None
 
     async def request_rollback(self, run_id: str, by: str, by_id: str = "") -> Run:
-        for _ in range(5):
-            loaded = await self.store.load(run_id)
-            if loaded is None:
-                raise ServiceError(404, "RunNotFound", f"No run {run_id}.", "id")
-            run, etag = loaded
-            if run.dry_run:
-                raise ServiceError(409, "DryRun", "A dry run changed nothing; there is nothing to roll back.", "id")
-            if run.status is RunStatus.ROLLED_BACK:
-                return run
-            if run.rollback_requested and run.status is RunStatus.ROLLING_BACK:
-                return run  # already asked for: idempotent
-            run.rollback_requested = True
-            run.status = RunStatus.ROLLING_BACK  # active again: GET answers 202 until the undo is done
-            run.reason = f"rollback requested by {by}"
-            run.rollback_requested_by_id = run.rollback_requested_by_id or by_id.lower()
-            try:
-                await self.store.save(run, etag)
-            except LostLease:
-                continue
-            await self.store.enqueue(run.id, reason=f"rollback by {by}")
-            with _context_of(run):
-                log.info("run %s: rollback requested by %s", run.id, by)
-            return run
-        raise ServiceError(409, "Conflict", "The run kept changing; try again.", "id")
+        """Records the request beside the run and queues it. A worker acting on the run meanwhile keeps its lease: it
+        finishes (and records) the step it is in, starts nothing new, and undoes; otherwise the queued message does."""
+        loaded = await self.store.load(run_id)
+        if loaded is None:
+            raise ServiceError(404, "RunNotFound", f"No run {run_id}.", "id")
+        run, _ = loaded
+        if run.dry_run:
+            raise ServiceError(409, "DryRun", "A dry run changed nothing; there is nothing to roll back.", "id")
+        if run.status is RunStatus.ROLLED_BACK or run.rollback_requested:
+            return run  # done or already asked for: idempotent
+        await self.store.request_rollback(run.id, by, by_id.lower())
+        run.rollback_requested, run.status, run.reason = True, RunStatus.ROLLING_BACK, f"rollback requested by {by}"
+        run.rollback_requested_by_id = run.rollback_requested_by_id or by_id.lower()
+        await self.store.enqueue(run.id, reason=f"rollback by {by}")
+        with _context_of(run):
+            log.info("run %s: rollback requested by %s", run.id, by)
+        return run
 
 
 def _incident_id(run: Run) -> str | None:
     """The Sentinel incident's ARM id, else the id the payload gave (a Defender alert's, a manual run's)."""
     return run.incident_arm_id or run.incident.get("armId") or run.incident.get("name")
+
+
+def _incident_key(run: Run) -> str | None:
+    """What identifies the incident a run is for, whatever delivered it: the Sentinel incident's (or Defender alert's)
+    ARM id, else the payload's own id. A dry run never stands in for a real one."""
+    found = run.incident_arm_id or run.incident.get("armId") or run.incident.get("name")
+    if not found:
+        return None
+    return f"{str(found).lower()}|{'dry-run' if run.dry_run else 'live'}"
 
 
 def _context_of(run: Run) -> Any:

@@ -146,7 +146,13 @@ class Settings(BaseModel):
 
     # --- the engine ---
     run_lease_seconds: float = Field(
-        300.0, gt=0, description="How long a worker's claim on a run lasts before another worker may take it over"
+        30.0,
+        ge=1,
+        description=(
+            "How long a worker's claim on a run lasts unless renewed. The worker renews it every third of this while "
+            "it works, and stops any step still running a sixth of it before the claim would lapse unrenewed; a "
+            "killed worker's run resumes about this long after its last renewal"
+        ),
     )
 
     # --- playbooks ---

@@ -12,11 +12,17 @@ from shared.settings import Settings
 
 
 class Ledger(Protocol):
-    """Where each action's intent is written, under a deterministic key, before it acts (engine: Azure Table)."""
+    """Where each action's intent is written, under a deterministic key, before it acts (engine: Azure Table).
+
+    An entry read by `get` carries its version under "etag". `put_intent` writes only over the entry as it was read
+    (`previous`, or nothing when None): of two workers racing to act under one key, only one records its intent, and
+    only that one acts. The intent keeps the action's parameters, so the ledger alone tells what an attempt did."""
 
     async def get(self, key: str) -> dict[str, Any] | None: ...
 
-    async def put_intent(self, key: str, action: str, plan: Plan) -> None: ...
+    async def put_intent(
+        self, key: str, action: str, plan: Plan, *, params: dict[str, Any], previous: dict[str, Any] | None
+    ) -> bool: ...
 
     async def put_outcome(self, key: str, outcome: Outcome) -> None: ...
 
@@ -34,21 +40,33 @@ class MemoryLedger:
 
     def __init__(self) -> None:
         self.entries: dict[str, dict[str, Any]] = {}
+        self._versions = 0
 
     async def get(self, key: str) -> dict[str, Any] | None:
-        return self.entries.get(key)
+        entry = self.entries.get(key)
+        return dict(entry) if entry is not None else None
 
-    async def put_intent(self, key: str, action: str, plan: Plan) -> None:
+    async def put_intent(
+        self, key: str, action: str, plan: Plan, *, params: dict[str, Any], previous: dict[str, Any] | None
+    ) -> bool:
+        current = self.entries.get(key)
+        if (current["etag"] if current else None) != (previous["etag"] if previous else None):
+            return False
+        self._versions += 1
         self.entries[key] = {
             "action": action,
             "state": "intent",
             "plan": plan.model_dump(mode="json"),
+            "params": params,
             "at": time.time(),
+            "etag": str(self._versions),
         }
+        return True
 
     async def put_outcome(self, key: str, outcome: Outcome) -> None:
         entry = self.entries.setdefault(key, {"action": outcome.action})
-        entry.update(state="done", outcome=outcome.model_dump(mode="json"))
+        self._versions += 1
+        entry.update(state="done", outcome=outcome.model_dump(mode="json"), etag=str(self._versions))
 
 
 class SlidingWindowBudget:

@@ -72,7 +72,8 @@ async def respond(
         if previous and previous.get("state") == "done":
             done = Outcome.model_validate(previous["outcome"])
             return done  # a replay after the write: report the first outcome, write nothing
-        plan = await responder.plan(ctx, _params(spec, params))
+        validated = _params(spec, params)
+        plan = await responder.plan(ctx, validated)
         replayed = False
         if previous and previous.get("state") == "intent" and hasattr(responder, "applied_since"):
             detector: DetectsReplay = responder  # type: ignore[assignment]
@@ -109,7 +110,11 @@ async def respond(
             if not await ctx.budget.try_consume(name):
                 limit = ctx.settings.destructive_actions_per_hour
                 return Outcome(**common, status=Status.SKIPPED, reason=f"destructive-action cap of {limit}/h reached")
-        await ctx.ledger.put_intent(key, name, plan)
+        recorded = validated.model_dump(mode="json")
+        if not await ctx.ledger.put_intent(key, name, plan, params=recorded, previous=previous):
+            # Another attempt at this very action recorded its intent since we read the ledger: it acts, we do not.
+            reason = "another attempt at this action recorded its intent first; this one did not act"
+            return Outcome(**common, status=Status.FAILED, reason=reason, retryable=True)
         result = await responder.apply(ctx, plan, key)
         outcome = Outcome(**common, status=Status.DONE, result=result)
         await ctx.ledger.put_outcome(key, outcome)
@@ -118,6 +123,45 @@ async def respond(
         return Outcome(**base, status=Status.FAILED, reason=str(error))
     except Exception as error:  # an API failure is a recorded outcome; the engine decides whether to retry
         return Outcome(**base, status=Status.FAILED, reason=describe_error(error), retryable=is_transient(error))
+
+
+async def settle(ctx: ActionContext, key: str) -> tuple[Outcome, float] | None:
+    """What the attempt recorded under `key` did, with the time of its intent, from the ledger alone (rollback reads
+    it, whatever the run says). An intent without an outcome (its worker died, or stopped, between the two) is
+    judged as a replay judges it: from the target's current state against the recorded plan. It is then recorded:
+    DONE (undoable, with the prior state recorded before the write) or SKIPPED, so no later attempt applies it.
+    None when nothing was ever attempted under `key`."""
+    entry = await ctx.ledger.get(key)
+    if entry is None:
+        return None
+    at = float(entry.get("at", 0))
+    if entry.get("state") == "done":
+        return Outcome.model_validate(entry["outcome"]), at
+    name = str(entry.get("action", ""))
+    recorded = Plan.model_validate(entry["plan"])
+    common: dict[str, Any] = dict(
+        action=name, idempotency_key=key, target=recorded.target, prior=recorded.prior, intended=recorded.intended
+    )
+    try:
+        registered = registry.get(name)
+        responder: Responder = registered.implementation()
+        if "params" not in entry:
+            raise ActionError("the intent does not record the action's parameters")
+        current = await responder.plan(ctx, _params(registered.spec, entry["params"]))
+        applied = current.noop
+        if not applied and hasattr(responder, "applied_since"):
+            detector: DetectsReplay = responder  # type: ignore[assignment]
+            applied = await detector.applied_since(ctx, current, at)
+    except Exception as error:
+        reason = f"could not tell whether the interrupted attempt applied: {describe_error(error)}"
+        return Outcome(**common, status=Status.FAILED, reason=reason), at
+    if applied:
+        reason = "completed by an earlier attempt that was interrupted before recording it"
+        outcome = Outcome(**common, status=Status.DONE, reason=reason, result={"replayed": True})
+    else:
+        outcome = Outcome(**common, status=Status.SKIPPED, reason="its intent was recorded, its write never made")
+    await ctx.ledger.put_outcome(key, outcome)
+    return outcome, at
 
 
 async def undo(ctx: ActionContext, outcome: Outcome) -> Outcome:

@@ -51,6 +51,9 @@ class ExecutorPort:
     async def undo(self, outcome: Outcome) -> Outcome:
         return await executor.undo(self.ctx, outcome)
 
+    async def settle(self, key: str) -> tuple[Outcome, float] | None:
+        return await executor.settle(self.ctx, key)
+
     async def write_back(self, note: IncidentNote, key: str) -> list[Outcome] | None:
         """The outcome of every write the note took (comment first), or None when the incident has nowhere to take
         it."""

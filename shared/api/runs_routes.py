@@ -108,8 +108,8 @@ async def list_runs(req: func.HttpRequest) -> func.HttpResponse:
     except ValueError:
         return error_response(400, "InvalidValue", "limit must be a whole number.", "limit")
     runs = await service.store.list_runs(limit=limit, status=req.params.get("status"))
-    keys = ("id", "playbook", "status", "dryRun", "createdAt", "finishedAt", "reason", "incidentArmId")
-    return json_response({"value": [{k: r.get(k) for k in keys} | {"title": r["incident"].get("title")} for r in runs]})
+    keys = ("id", "playbook", "status", "dryRun", "createdAt", "finishedAt", "reason", "incidentArmId", "title")
+    return json_response({"value": [{k: r.get(k) for k in keys} for r in runs]})
 
 
 async def decide(req: func.HttpRequest, decision: str) -> func.HttpResponse:

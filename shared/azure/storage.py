@@ -106,6 +106,21 @@ class TableStore:
             raise from_sdk("storage", exc) from exc
         return str(metadata["etag"])
 
+    async def delete(self, partition: str, row: str, etag: str | None = None) -> None:
+        """Deletes; with an etag, only if nobody changed it since (PreconditionFailed otherwise)."""
+        from azure.core import MatchConditions
+        from azure.core.exceptions import ResourceModifiedError
+
+        condition: dict[str, Any] = {}
+        if etag is not None:
+            condition = {"etag": etag, "match_condition": MatchConditions.IfNotModified}
+        try:
+            await self._client.delete_entity(partition, row, **condition)  # a missing entity is not an error
+        except ResourceModifiedError as exc:
+            raise PreconditionFailed("storage", 412, "UpdateConditionNotSatisfied", row) from exc
+        except Exception as exc:
+            raise from_sdk("storage", exc) from exc
+
     async def replace(self, entity: dict[str, Any], etag: str | None) -> str:
         """Replace; with an etag, only if nobody changed it since (412 otherwise)."""
         from azure.core import MatchConditions
@@ -169,9 +184,13 @@ class TableStore:
                 etag_out = str(results[0]["etag"])
         return etag_out
 
-    async def query(self, query_filter: str, parameters: dict[str, Any] | None = None) -> AsyncIterator[dict[str, Any]]:
+    async def query(
+        self, query_filter: str, parameters: dict[str, Any] | None = None, page_size: int | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Entities in key order; page_size asks the service for at most that many per page ($top)."""
         try:
-            async for entity in self._client.query_entities(query_filter, parameters=parameters or {}):
+            pages = self._client.query_entities(query_filter, parameters=parameters or {}, results_per_page=page_size)
+            async for entity in pages:
                 yield {**entity, ETAG: entity.metadata.get("etag")}
         except Exception as exc:
             raise from_sdk("storage", exc) from exc

@@ -36,6 +36,11 @@ class ActionPort(Protocol):
         or None when the incident has nowhere to write back to."""
         ...
 
+    async def settle(self, key: str) -> tuple[Outcome, float] | None:
+        """What the ledger says the attempt under `key` did (an interrupted one judged from the target's state),
+        with the time of its intent; None when nothing was attempted."""
+        ...
+
 
 Checkpoint = Callable[[Run], Awaitable[None]]
 
@@ -68,7 +73,7 @@ class Runner:
         run.status = RunStatus.RUNNING
         run.resume_at = None
         await self._save(run)
-        while True:
+        while not run.rollback_requested:  # a rollback asked for meanwhile: start nothing new, undo instead
             now = self.clock()
             batch = [s for s in run.steps if self._ready(run, s, now)]
             if not batch:
@@ -79,6 +84,8 @@ class Runner:
                 tasks = [group.create_task(self._run_step(run, s)) for s in batch]
             if not any(task.result() for task in tasks):
                 break
+        if run.rollback_requested:
+            return await self.rollback(run)
         self._settle(run)
         await self._save(run)
         return run
@@ -378,30 +385,45 @@ class Runner:
 
     # --- rollback ------------------------------------------------------------------------------------------------
 
+    async def _undo(self, run: Run, step: StepState) -> None:
+        with telemetry.step_scope(step.id, uses=step.uses, kind="undo") as scope:
+            undone = await self.actions.undo(Outcome.model_validate(step.outcome))
+            step.undo = undone.model_dump(mode="json", by_alias=True)
+            undo_failed = undone.status is Status.FAILED
+            scope.finished(undone.status.value, undone.reason, failed=undo_failed)
+            log.log(
+                logging.WARNING if undo_failed else logging.INFO,
+                "undo of step %s (%s) %s%s",
+                step.id,
+                step.uses,
+                undone.status.value,
+                _because(undone.reason),
+            )
+            await self._save(run)
+
     async def rollback(self, run: Run) -> Run:
-        """Undo every action the run did, newest first. Idempotent: an undone step is not undone again."""
+        """Undo every action the run did, newest first. What it did is read from the ledger, not from the run's
+        steps: an action whose worker stopped before checkpointing it is undone too. Idempotent: an undone step is not
+        undone again. The caller holds the run's lease, so no attempt of this run is acting meanwhile."""
         run.status = RunStatus.ROLLING_BACK
         await self._save(run)
-        done = [
-            s for s in run.steps
-            if s.kind == "action" and s.outcome and s.outcome.get("status") == Status.DONE.value
-            and (s.undo is None or s.undo.get("status") == Status.FAILED.value)
-        ]  # fmt: skip
-        for step in sorted(done, key=lambda s: s.ended_at or 0, reverse=True):
-            with telemetry.step_scope(step.id, uses=step.uses, kind="undo") as scope:
-                undone = await self.actions.undo(Outcome.model_validate(step.outcome))
-                step.undo = undone.model_dump(mode="json", by_alias=True)
-                undo_failed = undone.status is Status.FAILED
-                scope.finished(undone.status.value, undone.reason, failed=undo_failed)
-                log.log(
-                    logging.WARNING if undo_failed else logging.INFO,
-                    "undo of step %s (%s) %s%s",
-                    step.id,
-                    step.uses,
-                    undone.status.value,
-                    _because(undone.reason),
-                )
-                await self._save(run)
+        done: list[tuple[float, int, StepState]] = []
+        for index, step in enumerate(run.steps):
+            if step.kind != "action" or (step.undo is not None and step.undo.get("status") != Status.FAILED.value):
+                continue
+            settled = await self.actions.settle(f"{run.id}:{step.id}")
+            if settled is None:
+                continue
+            outcome, at = settled
+            step.outcome = outcome.model_dump(mode="json", by_alias=True)
+            if outcome.status is Status.FAILED:  # the ledger cannot tell whether it acted: never claim it undone
+                step.undo = outcome.model_dump(mode="json", by_alias=True)
+            elif outcome.status is Status.DONE:
+                if not step.status.finished:
+                    step.status, step.reason, step.ended_at = StepStatus.DONE, outcome.reason, self.clock()
+                done.append((at, index, step))
+        for _, _, step in sorted(done, key=lambda item: (item[0], item[1]), reverse=True):
+            await self._undo(run, step)
         failed = [s for s in run.steps if s.undo and s.undo.get("status") == Status.FAILED.value]
         run.status = RunStatus.FAILED if failed else RunStatus.ROLLED_BACK
         run.reason = "; ".join(f"undo of {s.id} failed: {s.undo.get('reason')}" for s in failed if s.undo)

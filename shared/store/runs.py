@@ -4,7 +4,11 @@ Layout (one partition per run, so a checkpoint is one atomic table transaction):
     RiposteRuns   PK=<run id>  RK="run"            the run without its steps, ETag-guarded
                                RK="step|<id>"      one entity per step
                                RK="ledger|<key>"   each action's intent, then its outcome
+                               RK="control|rollback"  a rollback asked for and not yet done
+                               RK="decision|<step>|<who>"  an analyst's decision
+                  PK="index" RK=<inverted creation time>|<run id>  what listing shows, newest first
     RiposteDedup  PK=<sha256 of the delivery key>  the runs a delivery created
+                  PK="active|<sha256 of incident|playbook>"  the one active run of a playbook for an incident
     RiposteBudget PK="destructive" RK=<hour>       destructive actions counted per hour
 Large JSON is split across properties (a table property holds at most 64 KiB)."""
 
@@ -31,8 +35,12 @@ from shared.azure.storage import (
     WorkQueue,
     managed_identity_credential,
 )
-from shared.engine.model import Decision, Run, StepState
+from shared.engine.model import Decision, Run, RunStatus, StepState
 
+ROLLBACK_ROW = "control|rollback"
+INDEX_PARTITION = "index"
+INDEX_EPOCH_MS = 10**15  # creation times in ms counted down from this sort newest first
+_ACTIVE = {s.value for s in RunStatus if s.active}
 _CHUNK = 30_000  # characters per property: 60 KB as UTF-16, under the 64 KiB limit
 _BAD_KEY_CHARS = re.compile(r"[/\\#?\x00-\x1f\x7f]")
 
@@ -70,6 +78,7 @@ class RunStore:
         self.queue = WorkQueue(connection, WORK_QUEUE, credential)
         self.poison = WorkQueue(connection, POISON_QUEUE, credential)
         self._saved: dict[str, dict[str, str]] = {}
+        self._indexed: dict[str, str] = {}  # run id -> the listing last written, while the run is active
 
     async def ensure(self) -> None:
         for table in (self.runs, self.dedup, self.budget_table):
@@ -116,11 +125,41 @@ class RunStore:
         except EntityExists:
             return False
         self._saved[run.id] = {s.id: json.dumps(s.model_dump(mode="json", by_alias=True)) for s in run.steps}
+        await self._index(run)
         return True
+
+    @staticmethod
+    def _listed(run: Run) -> dict[str, Any]:
+        return {
+            "id": run.id,
+            "playbook": run.playbook,
+            "status": run.status.value,
+            "dryRun": run.dry_run,
+            "createdAt": run.created_at,
+            "finishedAt": run.finished_at,
+            "reason": run.reason[:2000],
+            "incidentArmId": run.incident_arm_id,
+            "title": run.incident.get("title"),
+        }
+
+    async def _index(self, run: Run) -> None:
+        """The run's row in the listing index, newest first by key; rewritten only when what it shows changed."""
+        listed = self._listed(run)
+        text = json.dumps(listed, sort_keys=True)
+        if self._indexed.get(run.id) == text:
+            return
+        inverted = INDEX_EPOCH_MS - int(run.created_at * 1000)
+        entity = {"PartitionKey": INDEX_PARTITION, "RowKey": f"{inverted:015d}|{run.id}", "Status": run.status.value}
+        await self.runs.replace({**entity, **pack(listed)}, None)
+        if run.status.active:
+            self._indexed[run.id] = text
+        else:
+            self._indexed.pop(run.id, None)
 
     async def load(self, run_id: str) -> tuple[Run, str] | None:
         header: dict[str, Any] | None = None
         decisions: list[dict[str, Any]] = []
+        rollback: dict[str, Any] | None = None
         etag = ""
         steps: list[tuple[int, dict[str, Any]]] = []
         # Everything in the run's partition but the ledger ("decision|" < "ledger|" < "run" < "step|"): ledger entries
@@ -133,6 +172,8 @@ class RunStore:
                 steps.append((int(entity["Order"]), unpack(entity)))
             elif str(entity["RowKey"]).startswith("decision|"):
                 decisions.append(unpack(entity))
+            elif entity["RowKey"] == ROLLBACK_ROW:
+                rollback = unpack(entity)
         if header is None:
             return None
         etag = str(header[ETAG])
@@ -140,6 +181,12 @@ class RunStore:
         body["steps"] = [s for _, s in sorted(steps, key=lambda item: item[0])]
         run = Run.model_validate(body)
         _merge_decisions(run, decisions)
+        if rollback is not None and not run.rollback_requested:
+            run.rollback_requested = True
+            run.status = RunStatus.ROLLING_BACK  # active again: GET answers 202 until the undo is done
+            run.reason = f"rollback requested by {rollback.get('by', '')}"
+        if rollback is not None:  # who asked may not approve what the run still does (shared/approvers.py)
+            run.rollback_requested_by_id = run.rollback_requested_by_id or str(rollback.get("byId", ""))
         self._saved[run_id] = {s.id: json.dumps(s.model_dump(mode="json", by_alias=True)) for s in run.steps}
         return run, etag
 
@@ -161,6 +208,7 @@ class RunStore:
             self._saved[run.id] = serialized
         else:
             self._saved.pop(run.id, None)  # a long-lived worker must not keep every finished run in memory
+        await self._index(run)
         return new_etag
 
     async def add_decision(self, run_id: str, step_id: str, decision: Decision) -> bool:
@@ -174,11 +222,81 @@ class RunStore:
             return False
         return True
 
+    async def request_rollback(self, run_id: str, by: str, by_id: str = "") -> None:
+        """Records a rollback request beside the run (not in it, like a decision: a worker may be acting on the run
+        meanwhile, and must finish its step and record it rather than lose its lease)."""
+        try:
+            await self.runs.create(
+                {"PartitionKey": run_id, "RowKey": ROLLBACK_ROW, **pack({"by": by, "byId": by_id, "at": time.time()})}
+            )
+        except EntityExists:
+            pass  # already asked for
+
+    async def rollback_requested(self, run_id: str) -> str | None:
+        """Who asked for a rollback not yet done, or None."""
+        found = await self.runs.get(run_id, ROLLBACK_ROW)
+        return str(unpack(found[0]).get("by", "")) if found is not None else None
+
+    async def rollback_done(self, run_id: str) -> None:
+        await self.runs.delete(run_id, ROLLBACK_ROW)
+
     async def list_runs(self, limit: int = 50, status: str | None = None) -> list[dict[str, Any]]:
-        query = "RowKey eq 'run'" + (" and Status eq @status" if status else "")
-        found = [unpack(e) async for e in self.runs.query(query, {"status": status} if status else None)]
-        found.sort(key=lambda body: body.get("createdAt", 0), reverse=True)
-        return found[:limit]
+        """The newest runs first, read from the index partition in key order, at most `limit` (asked of the
+        service, which stops there)."""
+        query = "PartitionKey eq @pk" + (" and Status eq @status" if status else "")
+        parameters = {"pk": INDEX_PARTITION} | ({"status": status} if status else {})
+        found: list[dict[str, Any]] = []
+        async for entity in self.runs.query(query, parameters, page_size=limit):
+            found.append(unpack(entity))
+            if len(found) >= limit:
+                break
+        return found
+
+    # --- one active run per playbook per incident --------------------------------------------------------------------
+
+    def _active_partition(self, incident: str, playbook: str) -> str:
+        return "active|" + self._dedup_partition(f"{incident}|{playbook}")
+
+    async def claim_active(self, incident: str, playbook: str, run_id: str) -> str:
+        """Makes `run_id` the active run of `playbook` for `incident`, unless another run holds that place: returns
+        the run that holds it. Insert-if-absent, so of two intakes racing only one creates a run. A place whose run
+        has ended (its release was lost), or whose run was never created within a minute, is taken over (ETag)."""
+        partition = self._active_partition(incident, playbook)
+        entity = {"PartitionKey": partition, "RowKey": "active", "RunId": run_id, "ClaimedAt": time.time()}
+        for _ in range(10):
+            try:
+                await self.dedup.create(entity)
+                return run_id
+            except EntityExists:
+                pass
+            found = await self.dedup.get(partition, "active")
+            if found is None:
+                continue
+            holder = str(found[0]["RunId"])
+            if holder == run_id:
+                return run_id
+            header = await self.runs.get(holder, "run")
+            if header is not None and str(header[0].get("Status")) in _ACTIVE:
+                return holder
+            if header is None and time.time() - float(found[0].get("ClaimedAt", 0)) < 60:
+                return holder  # being created by the intake that claimed it
+            try:
+                await self.dedup.replace(entity, found[1])
+                return run_id
+            except PreconditionFailed:
+                continue
+        raise PreconditionFailed("storage", 412, "UpdateConditionNotSatisfied", partition)
+
+    async def release_active(self, incident: str, playbook: str, run_id: str) -> None:
+        """The run has ended: the incident may get a new run of this playbook."""
+        partition = self._active_partition(incident, playbook)
+        found = await self.dedup.get(partition, "active")
+        if found is None or str(found[0]["RunId"]) != run_id:
+            return
+        try:
+            await self.dedup.delete(partition, "active", found[1])
+        except PreconditionFailed:
+            pass  # already taken over by a newer run
 
     # --- work queue -----------------------------------------------------------------------------------------------
 
@@ -254,19 +372,34 @@ class TableLedger:
         if found is None:
             return None
         entry: dict[str, Any] = unpack(found[0])
+        entry["etag"] = str(found[1])
         return entry
 
-    async def put_intent(self, key: str, action: str, plan: Plan) -> None:
+    async def put_intent(
+        self, key: str, action: str, plan: Plan, *, params: dict[str, Any], previous: dict[str, Any] | None
+    ) -> bool:
+        """Insert-if-absent for a first attempt, replace-if-unchanged (ETag) for a retry: False when another
+        attempt wrote first."""
         document = {
             "action": action,
             "state": "intent",
             "plan": plan.model_dump(mode="json", by_alias=True),
+            "params": params,
             "at": time.time(),
         }
-        await self.table.replace({"PartitionKey": self.run_id, "RowKey": self._row(key), **pack(document)}, None)
+        entity = {"PartitionKey": self.run_id, "RowKey": self._row(key), **pack(document)}
+        try:
+            if previous is None:
+                await self.table.create(entity)
+            else:
+                await self.table.replace(entity, str(previous["etag"]))
+        except (EntityExists, PreconditionFailed):
+            return False
+        return True
 
     async def put_outcome(self, key: str, outcome: Outcome) -> None:
         existing = await self.get(key) or {"action": outcome.action}
+        existing.pop("etag", None)
         existing.update(state="done", outcome=outcome.model_dump(mode="json", by_alias=True), doneAt=time.time())
         await self.table.replace({"PartitionKey": self.run_id, "RowKey": self._row(key), **pack(existing)}, None)
 

@@ -13,7 +13,7 @@ import os
 import random
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ import pytest
 
 from local.stack import riposte_environment
 from tests.conftest import CloudHandle
-from tests.e2e.conftest import FUNCTION_KEY, Host, free_port, running_azurite
+from tests.e2e.conftest import FUNCTION_KEY, Host, free_port, mint_token, running_azurite
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNS = 20
@@ -34,15 +34,13 @@ def fresh_azurite() -> Iterator[str]:
         yield connection
 
 
-@pytest.fixture
-def own_host(fresh_azurite: str, cloud_server: Any, tmp_path: Path) -> Iterator[Host]:
-    azurite_url = fresh_azurite
+def host_environment(cloud_server: Any, azurite: str, state_dir: Path, **overrides: str) -> dict[str, str]:
     env = dict(os.environ)
-    env.update(riposte_environment(cloud_server.url, str(cloud_server.certs.ca_path), azurite_url))
+    env.update(riposte_environment(cloud_server.url, str(cloud_server.certs.ca_path), azurite))
     env.update(
         RIPOSTE_FUNCTION_KEY=FUNCTION_KEY,
         RIPOSTE_HOST_PORT=str(free_port()),
-        RIPOSTE_STATE_DIR=str(tmp_path),
+        RIPOSTE_STATE_DIR=str(state_dir),
         RIPOSTE_PLAYBOOKS_DIR=str(ROOT / "tests/fixtures/playbooks"),
         RIPOSTE_HOST_QUEUE_LEASE_S="3",
         RIPOSTE_RUN_LEASE_SECONDS="3",
@@ -52,10 +50,28 @@ def own_host(fresh_azurite: str, cloud_server: Any, tmp_path: Path) -> Iterator[
         RIPOSTE_DESTRUCTIVE_ACTIONS_PER_HOUR="1000",
         PYTHONUNBUFFERED="1",
     )
-    host = Host(env)
-    host.start()
-    yield host
-    host.stop()
+    env.update(overrides)
+    return env
+
+
+@pytest.fixture
+def make_host(fresh_azurite: str, cloud_server: Any, tmp_path: Path) -> Iterator[Callable[..., Host]]:
+    started: list[Host] = []
+
+    def make(**overrides: str) -> Host:
+        host = Host(host_environment(cloud_server, fresh_azurite, tmp_path, **overrides))
+        host.start()
+        started.append(host)
+        return host
+
+    yield make
+    for host in started:
+        host.stop()
+
+
+@pytest.fixture
+def own_host(make_host: Callable[..., Host]) -> Host:
+    return make_host()
 
 
 def add_users(cloud: CloudHandle, count: int) -> list[str]:
@@ -172,3 +188,115 @@ def test_injected_errors_and_throttling(cloud: CloudHandle, own_host: Host) -> N
     assert max(counts.values(), default=0) <= 1
     succeeded = [r for r in finished.values() if r["status"] == "succeeded"]
     assert len(succeeded) >= RUNS // 2  # retries absorb most of the injected failures
+
+
+# --- concurrency: the lease, the ledger and rollback under racing workers --------------------------------------------
+
+
+def send_duplicates(azurite: str, runs: list[str]) -> None:
+    """What at-least-once delivery does: another message for each run, while its first one is being worked on."""
+    import json
+
+    from azure.storage.queue import QueueClient, TextBase64EncodePolicy
+
+    from shared.azure.storage import WORK_QUEUE
+
+    with QueueClient.from_connection_string(azurite, WORK_QUEUE, message_encode_policy=TextBase64EncodePolicy()) as q:
+        for run_id in runs:
+            q.send_message(json.dumps({"runId": run_id, "reason": "duplicate"}))
+
+
+def analyst(host: Host, cloud_server: Any) -> httpx.Client:
+    token = mint_token(cloud_server, roles=["Riposte.Run", "Riposte.Read"])
+    headers = {"x-functions-key": FUNCTION_KEY, "authorization": f"Bearer {token}"}
+    return httpx.Client(base_url=host.url, headers=headers, timeout=30)
+
+
+def test_an_action_slower_than_the_lease_runs_once(
+    cloud: CloudHandle, make_host: Callable[..., Host], fresh_azurite: str
+) -> None:
+    host = make_host()  # a 3 s run lease, and every account write takes 5 s
+    ids = add_users(cloud, 3)
+    cloud.admin.post("/faults", json={"match": "PATCH /v1.0/users/*", "latency": {"fixedMs": 5000}}).raise_for_status()
+    with httpx.Client(base_url=host.url, headers={"x-functions-key": FUNCTION_KEY}, timeout=30) as client:
+        runs = submit_all(client, ids)
+        time.sleep(1.0)
+        send_duplicates(fresh_azurite, runs)
+        finished = wait_all(client, runs, timeout=90)
+    assert {r["status"] for r in finished.values()} == {"succeeded"}, [r["reason"] for r in finished.values()]
+    counts = successful_writes(cloud, ids)
+    assert [counts[(object_id, "disable")] for object_id in ids] == [1] * len(ids)
+
+
+def test_rollback_requested_while_an_action_runs_undoes_it(
+    cloud: CloudHandle, cloud_server: Any, make_host: Callable[..., Host]
+) -> None:
+    host = make_host()
+    ids = add_users(cloud, 1)
+    cloud.admin.post("/faults", json={"match": "PATCH /v1.0/users/*", "latency": {"fixedMs": 2500}}).raise_for_status()
+    with analyst(host, cloud_server) as client:
+        run_id = submit_all(client, ids)[0]
+        deadline = time.monotonic() + 30
+        while client.get(f"/api/runs/{run_id}").json()["steps"][0]["status"] != "done":  # profile.0, then disable.0
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        time.sleep(0.8)  # the PATCH that disables the account is on its way
+        assert client.post(f"/api/runs/{run_id}/rollback").status_code == 202
+        run = wait_all(client, [run_id], timeout=60)[run_id]
+    user = next(u for u in cloud.tenant()["graph"]["users"] if u["id"] == ids[0])
+    assert (run["status"], user["accountEnabled"]) == ("rolled_back", True), run
+
+
+def test_a_killed_worker_s_runs_resume_within_their_lease(cloud: CloudHandle, make_host: Callable[..., Host]) -> None:
+    # The queue keeps a message the dead host was running invisible for 10 minutes, as the Functions runtime does:
+    # the run must come back through its own lease, not through the queue.
+    host = make_host(RIPOSTE_HOST_QUEUE_LEASE_S="600", RIPOSTE_RUN_LEASE_SECONDS="4")
+    ids = add_users(cloud, 3)
+    cloud.admin.post("/faults", json={"match": "PATCH /v1.0/users/*", "latency": {"fixedMs": 1500}}).raise_for_status()
+    with httpx.Client(base_url=host.url, headers={"x-functions-key": FUNCTION_KEY}, timeout=30) as client:
+        runs = submit_all(client, ids)
+        time.sleep(1.0)
+        host.kill()
+        killed = time.monotonic()
+        host.start()
+        wait_all(client, runs, timeout=40)
+    assert time.monotonic() - killed < 4 + 20
+
+
+def test_a_lost_response_after_a_write_does_not_repeat_it(cloud: CloudHandle, own_host: Host) -> None:
+    ids = add_users(cloud, 6)
+    for match in ("PATCH /v1.0/users/*", "POST /v1.0/users/*/revokeSignInSessions"):
+        fault = {"match": match, "status": 500, "after": True, "errorRate": 0.5}
+        cloud.admin.post("/faults", json=fault).raise_for_status()
+    with httpx.Client(base_url=own_host.url, headers={"x-functions-key": FUNCTION_KEY}, timeout=30) as client:
+        runs = submit_all(client, ids)
+        finished = wait_all(client, runs, timeout=120)
+    assert {r["status"] for r in finished.values()} == {"succeeded"}, [r["reason"] for r in finished.values()]
+    applied: Counter[tuple[str, str]] = Counter()
+    for entry in cloud.requests(service="graph"):
+        if entry["method"] in ("PATCH", "POST") and (200 <= entry["status"] < 300 or entry["status"] == 500):
+            object_id = next((i for i in ids if i in entry["path"]), None)
+            if object_id:
+                applied[(object_id, entry["path"].rsplit("/", 1)[-1])] += 1
+    assert set(applied.values()) == {1}, applied
+
+
+def test_one_incident_under_three_delivery_ids_is_one_run(cloud: CloudHandle, own_host: Host) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    ids = add_users(cloud, 1)
+    body = incident(0, ids[0])
+    with httpx.Client(base_url=own_host.url, headers={"x-functions-key": FUNCTION_KEY}, timeout=30) as client:
+
+        def deliver(n: int) -> httpx.Response:
+            return client.post("/api/incidents", json=body, headers={"Idempotency-Key": f"delivery-{n}"})
+
+        with ThreadPoolExecutor(3) as pool:
+            responses = list(pool.map(deliver, range(3)))
+        assert all(r.status_code in (200, 202) for r in responses), [r.text for r in responses]
+        run_ids = {run["id"] for r in responses for run in r.json()["runs"]}
+        assert len(run_ids) == 1, run_ids
+        wait_all(client, list(run_ids), timeout=60)
+        # once that run has ended, the incident may be handled again
+        again = client.post("/api/incidents", json=body, headers={"Idempotency-Key": "delivery-later"})
+        assert again.status_code == 202 and again.json()["runs"][0]["id"] not in run_ids, again.text
