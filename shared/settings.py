@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from shared.armid import ArmId
+
 
 class SettingsError(ValueError):
     """A setting with a bad value; `variable` names it (RIPOSTE_...)."""
@@ -28,9 +30,16 @@ class SettingsError(ValueError):
 _GUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 
 
-_ARM_ID = r"/subscriptions/[^/]+/resourceGroups/[^/]+/providers/{type}/[^/]+/?"
 PLATFORM_AUTH_FLAG = "WEBSITE_AUTH_ENABLED"  # App Service sets it to True when App Service Authentication is on
 SECRET_SETTINGS = frozenset({"notify_webhook_url"})  # a Teams or Logic Apps webhook URL carries its own signature
+
+
+def _is_id_of(value: str, resource_type: str) -> bool:
+    try:
+        ArmId.parse(value, resource_type)
+    except ValueError:
+        return False
+    return True
 
 
 def _items(value: str | tuple[str, ...] | None) -> tuple[str, ...]:
@@ -219,16 +228,14 @@ class Settings(BaseModel):
     @classmethod
     def _nsg_ids(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for item in value:
-            if not re.fullmatch(_ARM_ID.format(type="Microsoft.Network/networkSecurityGroups"), item, re.IGNORECASE):
+            if not _is_id_of(item, "Microsoft.Network/networkSecurityGroups"):
                 raise ValueError(f"{item!r} is not the ARM id of a network security group")
         return value
 
     @field_validator("capture_storage_account_id")
     @classmethod
     def _storage_account_id(cls, value: str | None) -> str | None:
-        if value is not None and not re.fullmatch(
-            _ARM_ID.format(type="Microsoft.Storage/storageAccounts"), value, re.IGNORECASE
-        ):
+        if value is not None and not _is_id_of(value, "Microsoft.Storage/storageAccounts"):
             raise ValueError("is not the ARM id of a storage account")
         return value
 

@@ -15,7 +15,8 @@ from shared.actions.context import ActionContext
 from shared.actions.executor import ActionError
 from shared.actions.model import Outcome, Plan, Target, azure_role
 from shared.actions.registry import enricher, responder
-from shared.azure.compute import VM_TYPE, ArmId, power_state, same_id
+from shared.armid import ArmId, same_id
+from shared.azure.compute import VM_TYPE, power_state
 from shared.azure.errors import AzureError, NotFound
 
 VM_CONTRIBUTOR = "Virtual Machine Contributor"

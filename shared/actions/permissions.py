@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 from shared.actions.model import Permission, PermissionCheck, Target
+from shared.armid import ArmId
 
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 
@@ -53,15 +54,15 @@ class IdentityPermissions:
             held = permission.name in roles
             detail = "granted to the identity" if held else "not granted: see docs/permissions.md"
             return PermissionCheck(permission=permission, held=held, detail=detail)
-        scope_id = target.id if target.id.lower().startswith("/subscriptions/") else None
-        if scope_id is None:
+        try:
+            scope = ArmId.parse(target.id)
+        except ValueError:
             return PermissionCheck(permission=permission, held=None, detail="the target has no Azure scope")
-        found = await self._permissions(scope_id)
+        found = await self._permissions(scope)
         if found is None:
             return PermissionCheck(permission=permission, held=None, detail="permissions could not be read")
         held = allows(found, permission.operation)
-        group = scope_id.split("/")[4] if len(scope_id.split("/")) > 4 else scope_id
-        where = f"resource group {group}"
+        where = f"resource group {scope.resource_group}"
         detail = f"{permission.operation} allowed in {where}" if held else f"{permission.name} missing in {where}"
         return PermissionCheck(permission=permission, held=held, detail=detail)
 
@@ -75,11 +76,11 @@ class IdentityPermissions:
                 self._graph_roles = None
         return self._graph_roles
 
-    async def _permissions(self, scope_id: str) -> list[dict[str, list[str]]] | None:
-        key = "/".join(scope_id.lower().split("/")[:5])  # per resource group
+    async def _permissions(self, scope: ArmId) -> list[dict[str, list[str]]] | None:
+        key = f"{scope.subscription}/{scope.resource_group}".lower()  # per resource group
         if key not in self._scopes:
             try:
-                self._scopes[key] = await self.azure.authorization.permissions_at(scope_id)
+                self._scopes[key] = await self.azure.authorization.permissions_at(str(scope))
             except Exception:
                 self._scopes[key] = None
         return self._scopes[key]

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from shared.azure.compute import ArmId, SubscriptionClients, client_kwargs
+from shared.armid import ArmId
+from shared.azure.arm import SubscriptionClients, client_kwargs
 from shared.azure.errors import from_sdk
 from shared.azure.limits import Limits
 from shared.settings import Settings

@@ -24,21 +24,6 @@ if TYPE_CHECKING:
     from shared.azure.sentinel import SentinelAdapter
 
 
-def arm_client_kwargs(settings: Settings, *policies: Any) -> dict[str, Any]:
-    """Keyword arguments every azure-core ARM client gets: endpoint, CA, retries, LRO polling, our limit policies."""
-    kwargs: dict[str, Any] = {
-        "base_url": settings.arm_endpoint,
-        # Without Retry-After the mgmt SDKs poll every 30 s; the service's Retry-After wins over this when sent.
-        "polling_interval": settings.lro_poll_seconds,
-        "retry_total": settings.max_retries,
-        "retry_backoff_factor": settings.retry_backoff_seconds,
-        "per_call_policies": list(policies),
-    }
-    if settings.ca_bundle:
-        kwargs["connection_verify"] = settings.ca_bundle
-    return kwargs
-
-
 class AzureClients:
     def __init__(self, settings: Settings, credential: Any = None) -> None:
         self.settings = settings

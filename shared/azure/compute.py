@@ -1,20 +1,13 @@
 """Microsoft.Compute through azure-mgmt-compute's async client: a VM with its instance view, and the power actions
-(power off, deallocate, start), each a long-running operation awaited at the interval the service asks for.
-
-Also the pieces both ARM adapters share (this module and shared.azure.network): ARM id parsing, one SDK client per
-subscription, and the translation of SDK exceptions into shared.azure.errors. The SDK is imported inside functions
-only, so importing this module costs nothing at cold start."""
+(power off, deallocate, start), each a long-running operation awaited at the interval the service asks for. The SDK
+is imported inside functions only, so importing this module costs nothing at cold start."""
 
 from __future__ import annotations
 
-import re
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any
 
-from shared.azure.clients import arm_client_kwargs
-from shared.azure.errors import AzureError, from_sdk
+from shared.armid import ArmId
+from shared.azure.arm import IDEMPOTENT_POST, SubscriptionClients, as_json, client_kwargs, translated
 from shared.azure.limits import Limits
 from shared.settings import Settings
 
@@ -23,145 +16,6 @@ if TYPE_CHECKING:
 
 SERVICE = "compute"
 VM_TYPE = "Microsoft.Compute/virtualMachines"
-
-# Only POSTs that are safe to repeat go through this adapter (power actions; queryStatus, stop and effective rules in
-# the network adapter), so a 429 or 5xx on them is retried like a GET or PUT. azure-core retries POST on 500/503/504
-# only, and a throttled POST without Retry-After would otherwise fail at once.
-IDEMPOTENT_POST = frozenset({"HEAD", "GET", "PUT", "DELETE", "OPTIONS", "TRACE", "POST"})
-
-_SEGMENT = re.compile(r"^[^/\s]+$")
-
-
-@dataclass(frozen=True)
-class ArmId:
-    """A resource id: /subscriptions/s/resourceGroups/g/providers/Namespace/type/name[/childType/childName...].
-
-    ARM ids are case-insensitive: compare them with `same()` or `key`, never with ==."""
-
-    subscription: str
-    resource_group: str
-    namespace: str
-    types: tuple[str, ...]
-    names: tuple[str, ...]
-
-    @classmethod
-    def parse(cls, value: str, expected_type: str | None = None) -> ArmId:
-        parts = value.strip().strip("/").split("/")
-        if (
-            len(parts) < 8
-            or len(parts) % 2
-            or parts[0].lower() != "subscriptions"
-            or parts[2].lower() != "resourcegroups"
-            or parts[4].lower() != "providers"
-            or not all(_SEGMENT.match(p) and p not in (".", "..") for p in parts)
-        ):
-            raise ValueError(f"{value!r} is not an Azure resource id")
-        rest = parts[6:]
-        parsed = cls(parts[1], parts[3], parts[5], tuple(rest[0::2]), tuple(rest[1::2]))
-        if expected_type is not None and parsed.type.lower() != expected_type.lower():
-            raise ValueError(f"{value!r} is a {parsed.type}, not a {expected_type}")
-        return parsed
-
-    @property
-    def type(self) -> str:
-        return "/".join((self.namespace, *self.types))
-
-    @property
-    def name(self) -> str:
-        return self.names[-1]
-
-    @property
-    def parent(self) -> ArmId:
-        if len(self.names) < 2:
-            raise ValueError(f"{self} has no parent resource")
-        return ArmId(self.subscription, self.resource_group, self.namespace, self.types[:-1], self.names[:-1])
-
-    @property
-    def key(self) -> str:
-        return str(self).lower()
-
-    def same(self, other: str | ArmId | None) -> bool:
-        return other is not None and str(other).strip().rstrip("/").lower() == self.key
-
-    def child(self, child_type: str, child_name: str) -> ArmId:
-        return ArmId(
-            self.subscription,
-            self.resource_group,
-            self.namespace,
-            (*self.types, child_type),
-            (*self.names, child_name),
-        )
-
-    def __str__(self) -> str:
-        path = f"/subscriptions/{self.subscription}/resourceGroups/{self.resource_group}/providers/{self.namespace}"
-        for resource_type, name in zip(self.types, self.names, strict=True):
-            path += f"/{resource_type}/{name}"
-        return path
-
-
-def resource_id(subscription: str, group: str, resource_type: str, name: str) -> ArmId:
-    namespace, _, type_name = resource_type.partition("/")
-    return ArmId(subscription, group, namespace, (type_name,), (name,))
-
-
-def same_id(a: str | None, b: str | None) -> bool:
-    return a is not None and b is not None and a.strip().rstrip("/").lower() == b.strip().rstrip("/").lower()
-
-
-@asynccontextmanager
-async def translated(service: str) -> AsyncIterator[None]:
-    """SDK exceptions leave the adapter as shared.azure.errors.AzureError (NotFound, PreconditionFailed...)."""
-    try:
-        yield
-    except AzureError:
-        raise
-    except Exception as error:
-        from azure.core.exceptions import AzureError as SdkError
-
-        if isinstance(error, SdkError):
-            raise from_sdk(service, error) from error
-        raise
-
-
-def as_json(model: Any) -> dict[str, Any]:
-    """The REST JSON shape of an SDK model (the mgmt models are MutableMappings over the wire names)."""
-    if model is None:
-        return {}
-    as_dict: Callable[[], dict[str, Any]] | None = getattr(model, "as_dict", None)
-    return as_dict() if as_dict is not None else dict(model)
-
-
-C = TypeVar("C")
-
-
-class SubscriptionClients(Generic[C]):
-    """One SDK client per subscription, built on first use from `build(subscription)`, closed together."""
-
-    def __init__(self, build: Callable[[str], C]) -> None:
-        self._build = build
-        self._clients: dict[str, C] = {}
-
-    def get(self, subscription: str) -> C:
-        key = subscription.lower()
-        client = self._clients.get(key)
-        if client is None:
-            client = self._clients[key] = self._build(subscription)
-        return client
-
-    async def close(self) -> None:
-        clients, self._clients = list(self._clients.values()), {}
-        for client in clients:
-            close: Any = getattr(client, "close", None)
-            if close is not None:
-                await close()
-
-
-def client_kwargs(settings: Settings) -> dict[str, Any]:
-    """arm_client_kwargs plus retry_status, so RIPOSTE_MAX_RETRIES bounds 429/503 retries too (azure-core's own
-    default of 3 status retries would otherwise cap it)."""
-    kwargs = arm_client_kwargs(settings)
-    kwargs["retry_status"] = settings.max_retries
-    return kwargs
 
 
 def power_state(vm: dict[str, Any]) -> str:

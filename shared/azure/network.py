@@ -12,14 +12,8 @@ from __future__ import annotations
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any
 
-from shared.azure.compute import (
-    IDEMPOTENT_POST,
-    ArmId,
-    SubscriptionClients,
-    as_json,
-    client_kwargs,
-    translated,
-)
+from shared.armid import ArmId
+from shared.azure.arm import IDEMPOTENT_POST, SubscriptionClients, as_json, client_kwargs, translated
 from shared.azure.limits import Limits
 from shared.settings import Settings
 

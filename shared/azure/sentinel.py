@@ -13,12 +13,12 @@ One client per subscription, taken from the incident's ARM id. Every PUT passes 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from shared.azure.clients import arm_client_kwargs
+from shared.armid import ArmId
+from shared.azure.arm import arm_client_kwargs
 from shared.azure.errors import AzureError, NotFound, from_sdk
 from shared.azure.limits import Limits
 from shared.settings import Settings
@@ -43,11 +43,11 @@ CLASSIFICATION_FIELDS = ("classification", "classificationReason", "classificati
 MAX_CONCURRENCY_RETRIES = 5  # re-read and re-apply after 412/409 at most this many times
 # Read-only POSTs (entities, alerts) retry on 429/5xx like GETs; azure-core retries a POST only on Retry-After.
 _RETRY_METHODS = frozenset({"HEAD", "GET", "PUT", "DELETE", "OPTIONS", "TRACE", "POST"})
-_INCIDENT_ID = re.compile(
-    r"^/subscriptions/(?P<subscription>[^/]+)/resourceGroups/(?P<group>[^/]+)"
-    r"/providers/Microsoft\.OperationalInsights/workspaces/(?P<workspace>[^/]+)"
-    r"/providers/Microsoft\.SecurityInsights/incidents/(?P<name>[^/]+)/?$",
-    re.IGNORECASE,
+INCIDENT_TYPE = "Microsoft.SecurityInsights/incidents"
+WORKSPACE_TYPE = "Microsoft.OperationalInsights/workspaces"
+_NOT_AN_INCIDENT = (
+    "not a Sentinel incident ARM id (/subscriptions/<id>/resourceGroups/<rg>/providers/"
+    "Microsoft.OperationalInsights/workspaces/<ws>/providers/Microsoft.SecurityInsights/incidents/<id>)"
 )
 
 
@@ -66,13 +66,14 @@ class IncidentRef:
 
     @classmethod
     def parse(cls, arm_id: str) -> IncidentRef:
-        match = _INCIDENT_ID.match(arm_id.strip())
-        if match is None:
-            raise InvalidIncidentId(
-                "not a Sentinel incident ARM id (/subscriptions/<id>/resourceGroups/<rg>/providers/"
-                "Microsoft.OperationalInsights/workspaces/<ws>/providers/Microsoft.SecurityInsights/incidents/<id>)"
-            )
-        return cls(match["subscription"], match["group"], match["workspace"], match["name"])
+        try:
+            incident = ArmId.parse(arm_id, INCIDENT_TYPE)
+        except ValueError:
+            raise InvalidIncidentId(_NOT_AN_INCIDENT) from None
+        workspace = incident.scope  # the workspace the incident extends
+        if workspace is None or workspace.scope is not None or workspace.type.lower() != WORKSPACE_TYPE.lower():
+            raise InvalidIncidentId(_NOT_AN_INCIDENT)
+        return cls(incident.subscription, incident.resource_group, workspace.name, incident.name)
 
     @property
     def id(self) -> str:

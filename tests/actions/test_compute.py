@@ -12,7 +12,7 @@ import pytest
 from shared.actions import executor
 from shared.actions.context import MemoryLedger
 from shared.actions.model import Status
-from shared.azure.compute import ArmId
+from shared.armid import ArmId
 from tests.actions.conftest import SUBSCRIPTION, VM_DEV, VM_WEB
 from tests.conftest import CloudHandle
 
