@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PY_READY := $(VENV)/.installed
 NODE_READY := node_modules/.installed
 
-.PHONY: run serve test lint typecheck unit bench clean infra-scan permissions
+.PHONY: run serve test lint typecheck layers unit bench clean infra-scan permissions
 
 run: $(PY_READY) $(NODE_READY)  ## start the local stack, play the bundled samples, keep serving
 	$(BIN)/python -m local.stack run
@@ -14,7 +14,7 @@ run: $(PY_READY) $(NODE_READY)  ## start the local stack, play the bundled sampl
 serve: $(PY_READY) $(NODE_READY)  ## start the local stack in the foreground
 	$(BIN)/python -m local.stack serve
 
-test: $(PY_READY) $(NODE_READY) lint typecheck unit infra-scan  ## ruff, mypy, the whole test suite and checkov on infra/
+test: $(PY_READY) $(NODE_READY) lint typecheck layers unit infra-scan  ## ruff, mypy, layers, the whole test suite, checkov
 
 lint: $(PY_READY)
 	$(BIN)/ruff check .
@@ -22,6 +22,11 @@ lint: $(PY_READY)
 
 typecheck: $(PY_READY)
 	$(BIN)/mypy
+
+# The import-linter contracts in pyproject.toml: shared's layers, no import cycle, local.cloud and shared independent,
+# nothing deployed importing the CLI. --no-cache: the graph is small, and a stale cache would hide a new import.
+layers: $(PY_READY)
+	$(BIN)/lint-imports --no-cache
 
 unit: $(PY_READY) $(NODE_READY)
 	$(BIN)/pytest

@@ -4,9 +4,9 @@ import azure.functions as func
 
 from shared.api import health, intake_routes, runs_routes, worker
 from shared.api.context import configured  # with bad settings, a route answers 503 naming the setting
+from shared.azure.storage import POISON_QUEUE, WORK_QUEUE
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
-WORK_QUEUE = "riposte-runs"
 
 
 @app.function_name("incidents")
@@ -87,7 +87,7 @@ async def run_worker(msg: func.QueueMessage) -> None:
 
 
 @app.function_name("run_poison")
-@app.queue_trigger(arg_name="msg", queue_name=f"{WORK_QUEUE}-poison", connection="AzureWebJobsStorage")
+@app.queue_trigger(arg_name="msg", queue_name=POISON_QUEUE, connection="AzureWebJobsStorage")
 async def run_poison(msg: func.QueueMessage) -> None:
     await worker.on_poison_item(msg)
 

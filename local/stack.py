@@ -293,7 +293,7 @@ class Player:
             time.sleep(0.3)
 
     def show(self, run: dict[str, Any]) -> None:
-        from shared.cli import show_run
+        from riposte_cli.main import show_run
 
         show_run(run)
 

@@ -31,6 +31,7 @@ from shared.engine.model import ApprovalState, Decision, Lease, Run, RunStatus, 
 from shared.engine.planner import plan_steps
 from shared.engine.runner import Runner
 from shared.intake.model import Incident
+from shared.perloop import PerLoop
 from shared.playbook.loader import bundled_playbooks, load_playbooks
 from shared.playbook.matching import matching
 from shared.playbook.model import Playbook
@@ -99,19 +100,17 @@ def run_summary(run: Run) -> dict[str, Any]:
     }
 
 
-_CLIENTS: dict[int, tuple[asyncio.AbstractEventLoop, Any]] = {}
+_CLIENTS: PerLoop[Any] = PerLoop()
 
 
 def azure_clients(settings: Settings) -> Any:
     """One AzureClients per event loop for the life of the worker, so tokens and connections are reused."""
     from shared.azure.clients import AzureClients
 
-    loop = asyncio.get_running_loop()
-    entry = _CLIENTS.get(id(loop))
-    if entry is None or entry[0] is not loop or entry[1].settings is not settings:
-        entry = (loop, AzureClients(settings))
-        _CLIENTS[id(loop)] = entry
-    return entry[1]
+    clients = _CLIENTS.current()
+    if clients is None or clients.settings is not settings:
+        clients = _CLIENTS.put(AzureClients(settings))
+    return clients
 
 
 class Service:

@@ -13,8 +13,8 @@ from starlette.responses import JSONResponse, Response
 
 from local.cloud.controls import ControlError, Controls
 from local.cloud.router import Router, request_params, service_routes
-from local.cloud.seed import SeedError
-from local.cloud.state import SECTIONS, Cloud
+from local.cloud.seed import SECTIONS, SeedError
+from local.cloud.state import Cloud
 
 
 def admin_error(status: int, message: str, code: str = "BadRequest") -> Response:

@@ -19,7 +19,8 @@ from datetime import UTC, date, datetime, timedelta
 from types import ModuleType
 from typing import Any
 
-from local.cloud.state import SECTIONS
+# The top-level sections a tenant document may have; anything else is a typo the admin API rejects.
+SECTIONS = ("tenant", "graph", "arm", "sentinel", "logAnalytics")
 
 
 class SeedError(ValueError):

@@ -14,9 +14,6 @@ import yaml
 TENANTS_DIR = Path(__file__).parent / "tenants"
 DEFAULT_TENANT = TENANTS_DIR / "demo.yaml"
 
-# The top-level sections a tenant document may have; anything else is a typo the admin API rejects.
-SECTIONS = ("tenant", "graph", "arm", "sentinel", "logAnalytics")
-
 # Enough for any benchmark run; older entries fall off so a long-running server does not grow without bound.
 REQUEST_LOG_LIMIT = 200_000
 

@@ -8,7 +8,6 @@ One Service per event loop: the storage and Azure clients are async and belong t
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import inspect
 from collections.abc import Awaitable, Callable
@@ -16,13 +15,13 @@ from typing import TYPE_CHECKING, TypeVar, cast
 
 import azure.functions as func
 
+from shared.perloop import PerLoop
 from shared.settings import SettingsError, get_settings
 
 if TYPE_CHECKING:
     from shared.service import Service
 
-_SERVICES: dict[int, tuple[asyncio.AbstractEventLoop, Service]] = {}
-_LOCK: dict[int, asyncio.Lock] = {}
+_SERVICES: PerLoop[Service] = PerLoop()
 
 Handler = TypeVar("Handler", bound=Callable[..., func.HttpResponse | Awaitable[func.HttpResponse]])
 
@@ -71,21 +70,14 @@ def configured(handler: Handler) -> Handler:
 
 
 async def get_service() -> Service:
+    return await _SERVICES.aget(_new_service)
+
+
+async def _new_service() -> Service:
     from shared.service import Service
     from shared.store.runs import RunStore
 
-    loop = asyncio.get_running_loop()
-    entry = _SERVICES.get(id(loop))
-    if entry is not None and entry[0] is loop:
-        return entry[1]
-    lock = _LOCK.setdefault(id(loop), asyncio.Lock())
-    async with lock:
-        entry = _SERVICES.get(id(loop))
-        if entry is not None and entry[0] is loop:
-            return entry[1]
-        start()  # a trigger with bad settings fails here, naming the setting in the log
-        store = RunStore()
-        await store.ensure()
-        service = Service(get_settings(), store)
-        _SERVICES[id(loop)] = (loop, service)
-        return service
+    start()  # a trigger with bad settings fails here, naming the setting in the log
+    store = RunStore()
+    await store.ensure()
+    return Service(get_settings(), store)

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
+from shared.perloop import PerLoop
 from shared.settings import Settings
 
 
@@ -85,16 +86,9 @@ class Limits:
         )
 
 
-_BY_LOOP: dict[int, tuple[asyncio.AbstractEventLoop, Limits]] = {}
+_LIMITS: PerLoop[Limits] = PerLoop()
 
 
 def limits_for(settings: Settings) -> Limits:
     """The process's limiters for the running event loop (created on first use)."""
-    loop = asyncio.get_running_loop()
-    entry = _BY_LOOP.get(id(loop))
-    if entry is None or entry[0] is not loop:
-        for key in [k for k, (other, _) in _BY_LOOP.items() if other.is_closed()]:
-            del _BY_LOOP[key]
-        entry = (loop, Limits.from_settings(settings))
-        _BY_LOOP[id(loop)] = entry
-    return entry[1]
+    return _LIMITS.get(lambda: Limits.from_settings(settings))

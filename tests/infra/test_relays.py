@@ -98,4 +98,4 @@ def test_azd_deploys_this_directory_to_the_function_app_the_templates_tag() -> N
 
 def test_the_package_leaves_out_what_azure_does_not_run() -> None:
     ignored = set((bicep.ROOT / ".funcignore").read_text().split())
-    assert {"infra/", "docs/", "tests/", "local/", "tools/"} <= ignored
+    assert {"infra/", "docs/", "tests/", "local/", "tools/", "riposte_cli/"} <= ignored

@@ -1,7 +1,7 @@
 """The `riposte` command line (typer + rich). It talks to a running Riposte over its HTTP API
 (RIPOSTE_URL, default the local host; RIPOSTE_FUNCTION_KEY; RIPOSTE_TOKEN, an Entra ID access token holding a Riposte
 app role, for the analyst commands), except `playbooks validate` and `normalise`, which
-work offline."""
+work offline. The local stack is started by `make serve`, not from here: the CLI never imports `local`."""
 
 from __future__ import annotations
 
@@ -101,14 +101,6 @@ def show_run(run: dict[str, Any]) -> None:
             detail[:100],
         )
     console.print(table)
-
-
-@app.command()
-def serve() -> None:
-    """Start the local stack (Azurite, the emulated cloud, the functions host) until Ctrl-C."""
-    from local.stack import main as stack_main
-
-    raise typer.Exit(stack_main(["serve"]))
 
 
 @app.command()

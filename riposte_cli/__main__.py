@@ -1,0 +1,3 @@
+from riposte_cli.main import main
+
+main()
