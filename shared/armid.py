@@ -105,6 +105,12 @@ def same_id(a: str | None, b: str | None) -> bool:
     return a is not None and b is not None and a.strip().rstrip("/").lower() == b.strip().rstrip("/").lower()
 
 
+def name_of(value: str) -> str:
+    """The last segment of any id: a resource's, a resource group's or a subscription's name, or a bare name as is
+    (an analytic rule named by its ARM id or by its id alone)."""
+    return value.strip().strip("/").rsplit("/", 1)[-1]
+
+
 def subscription_of(value: str) -> str | None:
     """The subscription of any id under /subscriptions/<id> (resource groups and subscription-level resources
     included), or None."""

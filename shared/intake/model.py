@@ -11,6 +11,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 from pydantic.alias_generators import to_camel
 
+from shared.armid import ArmId
+
+VM_TYPE = "Microsoft.Compute/virtualMachines"
+
 
 class Dialect(StrEnum):
     SENTINEL_INCIDENT_TRIGGER = "sentinel.incident_trigger"  # Logic App "Microsoft Sentinel incident" trigger body
@@ -234,13 +238,10 @@ class VirtualMachine(_Model):
 def virtual_machine_name(resource_id: str) -> str | None:
     """The name of the VM an ARM id names (/subscriptions/S/resourceGroups/G/providers/Microsoft.Compute/
     virtualMachines/NAME, any casing), or None for any other id, a VM's child resources included."""
-    parts = resource_id.strip().strip("/").split("/")
-    if len(parts) != 8 or not all(parts):
+    try:
+        return ArmId.parse(resource_id, VM_TYPE).name
+    except ValueError:
         return None
-    shape = [p.lower() for p in parts[0:8:2]] + [parts[5].lower()]
-    if shape != ["subscriptions", "resourcegroups", "providers", "virtualmachines", "microsoft.compute"]:
-        return None
-    return parts[7]
 
 
 def _virtual_machines(entities: tuple[EntityBase, ...]) -> tuple[VirtualMachine, ...]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from shared.armid import name_of
 from shared.playbook.conditions import ConditionError, is_true
 from shared.playbook.model import Playbook
 
@@ -35,8 +36,8 @@ def why_not(playbook: Playbook, incident: dict[str, Any]) -> str | None:
     if rule.title and not re.search(rule.title, str(incident.get("title", "")), re.IGNORECASE):
         return f"title does not match {rule.title!r}"
     if rule.analytic_rule_ids:
-        wanted = {r.lower().rstrip("/").rsplit("/", 1)[-1] for r in rule.analytic_rule_ids}
-        have = {r.lower().rstrip("/").rsplit("/", 1)[-1] for r in incident.get("analyticRuleIds", [])}
+        wanted = {name_of(r).lower() for r in rule.analytic_rule_ids}  # a rule's ARM id or its id alone
+        have = {name_of(r).lower() for r in incident.get("analyticRuleIds", [])}
         if not wanted & have:
             return "no matching analytic rule"
     if rule.tactics and not {t.lower() for t in rule.tactics} & {t.lower() for t in incident.get("tactics", [])}:

@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import Field
 
+from shared.armid import ArmId
 from shared.intake import model
 from shared.intake.dialects.common import InputModel, RawItems, SeverityIn, Timestamp, validate
 from shared.intake.dialects.sentinel_alert import sentinel_alert
@@ -101,17 +102,20 @@ def incident_from_resource(
     )
 
 
+WORKSPACE_TYPE = "Microsoft.OperationalInsights/workspaces"
+
+
 def workspace_from_arm_id(arm_id: str) -> model.Workspace | None:
-    """/subscriptions/S/resourceGroups/R/providers/Microsoft.OperationalInsights/workspaces/W/... (any casing)."""
-    parts = arm_id.strip("/").split("/")
-    lowered = [p.lower() for p in parts]
+    """The Log Analytics workspace an id is in or on (a Sentinel incident, alert or rule extends its workspace)."""
     try:
-        sub = parts[lowered.index("subscriptions") + 1]
-        group = parts[lowered.index("resourcegroups") + 1]
-        name = parts[lowered.index("workspaces") + 1]
-    except (ValueError, IndexError):
+        workspace = ArmId.parse(arm_id).within(WORKSPACE_TYPE)
+    except ValueError:
         return None
-    return model.Workspace(subscription_id=sub, resource_group=group, name=name)
+    if workspace is None:
+        return None
+    return model.Workspace(
+        subscription_id=workspace.subscription, resource_group=workspace.resource_group, name=workspace.name
+    )
 
 
 def from_resource(payload: Any, max_entities: int) -> model.Incident:

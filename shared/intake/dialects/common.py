@@ -11,6 +11,7 @@ from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 
+from shared.armid import name_of, subscription_of
 from shared.intake import model
 from shared.intake.entities import parse_entities
 from shared.intake.errors import IntakeError, path_to_target
@@ -126,16 +127,11 @@ def alert_entities(
                 model.AzureResourceEntity(
                     id=f"resourceIdentifiers[{index}]",
                     resource_id=resource_id,
-                    subscription_id=_subscription_of(resource_id),
-                    friendly_name=resource_id.rsplit("/", 1)[-1],
+                    subscription_id=subscription_of(resource_id),
+                    friendly_name=name_of(resource_id),
                 )
             )
             known_lower.add(resource_id.lower())
     if len(entities) > max_entities:
         raise IntakeError("TooManyEntities", f"{len(entities)} entities; the limit is {max_entities}.", target)
     return tuple(entities)
-
-
-def _subscription_of(resource_id: str) -> str | None:
-    parts = resource_id.strip("/").split("/")
-    return parts[1] if len(parts) > 1 and parts[0].lower() == "subscriptions" else None
