@@ -1,1 +1,3 @@
-"""Riposte: the product package. Layers import only to their right: intake -> engine -> actions -> azure adapters."""
+"""Riposte: the product package, in layers that import only the layers below them:
+api -> service -> approvers -> store -> engine -> playbook -> actions -> azure -> {intake, kql, settings, telemetry,
+safehtml} -> {armid, perloop}. `make layers` checks it (the import-linter contracts in pyproject.toml)."""
