@@ -36,7 +36,7 @@ from shared.playbook.loader import bundled_playbooks, load_playbooks
 from shared.playbook.matching import matching
 from shared.playbook.model import Playbook
 from shared.settings import Settings
-from shared.store.runs import LostLease, RunStore
+from shared.store.runs import LostLease, RunStore, rollback_pending
 
 if TYPE_CHECKING:
     from shared.azure.graph import GraphAdapter
@@ -305,7 +305,6 @@ class Service:
             return
         runner = Runner(playbook, ExecutorPort(self._action_context(run), run.incident), checkpoint, self.clock)
         log.info("run %s %s", run.id, "rolling back" if run.rollback_requested else f"advancing ({run.status.value})")
-        rolling_back = run.rollback_requested
         try:
             run = await self._advance_leased(runner, run, checkpoint)
         except Exception as raised:
@@ -324,18 +323,14 @@ class Service:
             except LostLease:
                 pass
             raise  # the runtime retries the message, then moves it to the poison queue
-        await self._finish_invocation(run, checkpoint, rolled_back=rolling_back or run.status is RunStatus.ROLLED_BACK)
+        await self._finish_invocation(run, checkpoint)
 
-    async def _finish_invocation(
-        self, run: Run, checkpoint: Callable[[Run], Awaitable[None]], rolled_back: bool
-    ) -> None:
+    async def _finish_invocation(self, run: Run, checkpoint: Callable[[Run], Awaitable[None]]) -> None:
         run.lease = None
         if run.status is RunStatus.WAITING and run.resume_at is not None and run.continuation_at != run.resume_at:
             await self.store.enqueue(run.id, max(0.0, run.resume_at - self.clock()), "continuation")
             run.continuation_at = run.resume_at
         await checkpoint(run)
-        if rolled_back and not run.status.active:
-            await self.store.rollback_done(run.id)
         if not run.status.active:
             await self._ended(run)
         if run.status.active:
@@ -360,9 +355,10 @@ class Service:
             while True:
                 await asyncio.sleep(lease_s / 3)
                 if not run.rollback_requested:
-                    by = await self.store.rollback_requested(run.id)
-                    if by is not None:  # the runner starts no new step, and undoes once the current ones end
-                        run.rollback_requested, run.reason = True, f"rollback requested by {by}"
+                    request = await self.store.rollback_request(run.id)
+                    if request is not None and rollback_pending(run, request):
+                        # the runner starts no new step, and undoes once the current ones end
+                        run.rollback_requested, run.reason = True, f"rollback requested by {request.get('by', '')}"
                 try:
                     await checkpoint(run)
                 except LostLease:

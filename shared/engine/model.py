@@ -123,6 +123,7 @@ class Run(_Model):
     steps: list[StepState] = Field(default_factory=list)
     lease: Lease | None = None
     rollback_requested: bool = False
+    rollback_started_at: float | None = None  # a rollback requested before this is covered by the one that ran
     resume_at: float | None = None
     continuation_at: float | None = None  # the resume time a queued continuation message is already scheduled for
     last_error: str = ""  # the last exception a worker hit on this run; the poison handler reports it

@@ -406,6 +406,7 @@ class Runner:
         steps: an action whose worker stopped before checkpointing it is undone too. Idempotent: an undone step is not
         undone again. The caller holds the run's lease, so no attempt of this run is acting meanwhile."""
         run.status = RunStatus.ROLLING_BACK
+        run.rollback_started_at = self.clock()
         await self._save(run)
         done: list[tuple[float, int, StepState]] = []
         for index, step in enumerate(run.steps):

@@ -181,7 +181,7 @@ class RunStore:
         body["steps"] = [s for _, s in sorted(steps, key=lambda item: item[0])]
         run = Run.model_validate(body)
         _merge_decisions(run, decisions)
-        if rollback is not None and not run.rollback_requested:
+        if rollback is not None and rollback_pending(run, rollback):
             run.rollback_requested = True
             run.status = RunStatus.ROLLING_BACK  # active again: GET answers 202 until the undo is done
             run.reason = f"rollback requested by {rollback.get('by', '')}"
@@ -224,21 +224,18 @@ class RunStore:
 
     async def request_rollback(self, run_id: str, by: str, by_id: str = "") -> None:
         """Records a rollback request beside the run (not in it, like a decision: a worker may be acting on the run
-        meanwhile, and must finish its step and record it rather than lose its lease)."""
-        try:
-            await self.runs.create(
-                {"PartitionKey": run_id, "RowKey": ROLLBACK_ROW, **pack({"by": by, "byId": by_id, "at": time.time()})}
-            )
-        except EntityExists:
-            pass  # already asked for
+        meanwhile, and must finish its step and record it rather than lose its lease). It stays: a rollback that
+        started after it (Run.rollback_started_at) has covered it."""
+        document = {"by": by, "byId": by_id, "at": time.time()}
+        await self.runs.replace({"PartitionKey": run_id, "RowKey": ROLLBACK_ROW, **pack(document)}, None)
 
-    async def rollback_requested(self, run_id: str) -> str | None:
-        """Who asked for a rollback not yet done, or None."""
+    async def rollback_request(self, run_id: str) -> dict[str, Any] | None:
+        """The latest rollback request for the run ({"by", "byId", "at"}), or None."""
         found = await self.runs.get(run_id, ROLLBACK_ROW)
-        return str(unpack(found[0]).get("by", "")) if found is not None else None
-
-    async def rollback_done(self, run_id: str) -> None:
-        await self.runs.delete(run_id, ROLLBACK_ROW)
+        if found is None:
+            return None
+        request: dict[str, Any] = unpack(found[0])
+        return request
 
     async def list_runs(self, limit: int = 50, status: str | None = None) -> list[dict[str, Any]]:
         """The newest runs first, read from the index partition in key order, at most `limit` (asked of the
@@ -342,6 +339,13 @@ class RunStore:
 
     def destructive_budget(self, limit: int) -> TableBudget:
         return TableBudget(self.budget_table, limit)
+
+
+def rollback_pending(run: Run, request: dict[str, Any]) -> bool:
+    """Whether a rollback request still waits for a rollback: none has started since it was made."""
+    if run.rollback_requested:
+        return False  # already known
+    return run.rollback_started_at is None or float(request.get("at", 0)) > run.rollback_started_at
 
 
 def _merge_decisions(run: Run, decisions: list[dict[str, Any]]) -> None:

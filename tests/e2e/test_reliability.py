@@ -247,6 +247,33 @@ def test_rollback_requested_while_an_action_runs_undoes_it(
     assert (run["status"], user["accountEnabled"]) == ("rolled_back", True), run
 
 
+def test_a_failed_undo_ends_the_run_and_a_second_rollback_retries_it(
+    cloud: CloudHandle, cloud_server: Any, make_host: Callable[..., Host]
+) -> None:
+    host = make_host()
+    ids = add_users(cloud, 1)
+    for match, delay in (("PATCH /v1.0/users/*", 2500), ("POST /v1.0/users/*/revokeSignInSessions", 2000)):
+        cloud.admin.post("/faults", json={"match": match, "latency": {"fixedMs": delay}}).raise_for_status()
+    with analyst(host, cloud_server) as client:
+        run_id = submit_all(client, ids)[0]
+        deadline = time.monotonic() + 30
+        while client.get(f"/api/runs/{run_id}").json()["steps"][0]["status"] != "done":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        time.sleep(0.8)  # the disabling PATCH is on its way; the next account write (the undo) is refused
+        refusal = {"match": "PATCH /v1.0/users/*", "status": 403, "count": 1}
+        cloud.admin.post("/faults", json=refusal).raise_for_status()
+        assert client.post(f"/api/runs/{run_id}/rollback").status_code == 202
+        failed = wait_all(client, [run_id], timeout=60)[run_id]
+        assert failed["status"] == "failed" and "undo of disable.0 failed" in failed["reason"], failed
+        time.sleep(2)
+        assert client.get(f"/api/runs/{run_id}").status_code == 200  # it stays ended
+        assert client.post(f"/api/runs/{run_id}/rollback").status_code == 202
+        again = wait_all(client, [run_id], timeout=60)[run_id]
+    user = next(u for u in cloud.tenant()["graph"]["users"] if u["id"] == ids[0])
+    assert (again["status"], user["accountEnabled"]) == ("rolled_back", True), again
+
+
 def test_a_killed_worker_s_runs_resume_within_their_lease(cloud: CloudHandle, make_host: Callable[..., Host]) -> None:
     # The queue keeps a message the dead host was running invisible for 10 minutes, as the Functions runtime does:
     # the run must come back through its own lease, not through the queue.
