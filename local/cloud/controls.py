@@ -449,7 +449,7 @@ _SENTINEL_MESSAGE = (
 
 
 def real_limits(scale: float) -> list[Limit]:
-    """Microsoft's documented limits (reference/service-limits.md), with time sped up by `scale`."""
+    """Microsoft's documented limits (docs/reference/service-limits.md), with time sped up by `scale`."""
 
     def window(name: str, match: Match, requests: int, seconds: float, **kw: Any) -> WindowLimit:
         return WindowLimit(name=name, match=match, requests=requests, seconds=seconds, scale=scale, **kw)

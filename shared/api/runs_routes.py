@@ -1,5 +1,5 @@
-"""The run API of DESIGN.md §3: submit (intake), the Logic Apps async pattern on runs, approvals, rollback, the
-playbook catalogue and manual runs."""
+"""The run API of the README's HTTP contract: submit (intake), the Logic Apps async pattern on runs, approvals,
+rollback, the playbook catalogue and manual runs."""
 
 from __future__ import annotations
 

@@ -109,7 +109,7 @@ class GraphAdapter:
     # ------------------------------------------------------------------------------------------ the client
     @property
     def base_url(self) -> str:
-        # No trailing slash: httpx would turn ".../v1.0/" into ".../v1.0//users" (reference/sdk-notes.md §3).
+        # No trailing slash: httpx would turn ".../v1.0/" into ".../v1.0//users" (docs/reference/sdk-behaviours.md).
         return self.settings.graph_endpoint.rstrip("/") + "/v1.0"
 
     @property

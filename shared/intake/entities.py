@@ -1,6 +1,6 @@
 """Entities from any of the three dialects into typed entities.
 
-Dialects (reference/payload-schemas.md section 2):
+Dialects (docs/reference/payloads.md):
 - ARM / incident trigger: {"id", "kind": "Account", "properties": {camelCase}}; references are ARM entity ids.
 - Log Analytics SecurityAlert / legacy alert trigger: {"$id", "Type": "account", PascalCase props}, {"$ref": "2"}.
 - Defender for Cloud API: {"$id", "type": "ip", camelCase props}, {"$ref": ...}.

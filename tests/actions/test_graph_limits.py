@@ -121,7 +121,7 @@ async def test_under_the_real_limit_no_call_is_lost(make_context: ContextFactory
 
 async def test_a_margin_below_the_real_limit_avoids_every_rejection(make_context: ContextFactory, cloud: CloudHandle):
     cloud.admin.post("/limits", json={"preset": "real"}).raise_for_status()
-    ctx = make_context(identity_protection_rps=0.8)  # the margin reference/service-limits.md recommends
+    ctx = make_context(identity_protection_rps=0.8)  # the margin docs/reference/service-limits.md explains
     await warm_up(ctx)
     findings = await asyncio.gather(*identity_protection_calls(ctx, 3))
     assert all(f.ok for f in findings), [f.error for f in findings if not f.ok]
