@@ -51,6 +51,20 @@ class CloudHandle:
         doc: dict[str, Any] = response.json()
         return doc
 
+    def add_fault(self, **spec: Any) -> None:
+        self.admin.post("/faults", json=spec).raise_for_status()
+
+    def clear_requests(self) -> None:
+        self.admin.delete("/requests").raise_for_status()
+
+    def set_tags(self, resource_id: str, tags: dict[str, str]) -> None:
+        """Adds tags to an ARM resource of the tenant (ids compare case-insensitively, as ARM's do)."""
+        doc = self.tenant()
+        for found in doc["arm"]["resources"]:
+            if found["id"].lower() == resource_id.lower():
+                found["tags"] = {**found.get("tags", {}), **tags}
+        self.admin.put("/tenant", json=doc).raise_for_status()
+
 
 def _refresh_aiohttp_default_ssl_context() -> None:
     """aiohttp builds its default SSL context when it is imported, reading SSL_CERT_FILE then. If a test module

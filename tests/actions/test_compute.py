@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any
 
 import pytest
 
@@ -48,22 +47,6 @@ def arm_writes(cloud: CloudHandle) -> list[tuple[str, str, int]]:
         if r["method"] in ("PUT", "PATCH", "POST", "DELETE")
         and not r["path"].endswith("/effectiveNetworkSecurityGroups")
     ]
-
-
-def clear_log(cloud: CloudHandle) -> None:
-    cloud.admin.delete("/requests").raise_for_status()
-
-
-def set_tags(cloud: CloudHandle, resource_id: str, tags: dict[str, str]) -> None:
-    doc = cloud.tenant()
-    for found in doc["arm"]["resources"]:
-        if found["id"].lower() == resource_id.lower():
-            found["tags"] = {**found.get("tags", {}), **tags}
-    cloud.admin.put("/tenant", json=doc).raise_for_status()
-
-
-def add_fault(cloud: CloudHandle, **fault: Any) -> None:
-    cloud.admin.post("/faults", json=fault).raise_for_status()
 
 
 # ---- compute.get_vm_context ---------------------------------------------------------------------------------------
@@ -117,7 +100,7 @@ async def test_vm_context_failures_are_recorded_not_raised(cloud, make_context):
     assert not missing.ok and "was not found" in missing.error
     not_an_id = await executor.enrich(make_context(), "compute.get_vm_context", {"vm": "vm-web-01"})
     assert not not_an_id.ok and "parameter vm" in not_an_id.error
-    add_fault(cloud, match="GET */virtualMachines/vm-web-01", latency={"fixedMs": 600})
+    cloud.add_fault(match="GET */virtualMachines/vm-web-01", latency={"fixedMs": 600})
     slow = await executor.enrich(make_context(enrichment_timeout_seconds=0.3), "compute.get_vm_context", {"vm": VM_WEB})
     assert not slow.ok and "timed out" in slow.error
 
@@ -137,7 +120,7 @@ async def test_power_off_records_running_and_undo_starts_the_vm_again(cloud, mak
     assert outcome.status is Status.DONE, outcome.reason
     assert outcome.prior == {"powerState": "running"}
     assert power(cloud, VM_DEV) == "stopped"
-    clear_log(cloud)
+    cloud.clear_requests()
     again = await executor.respond(ctx, "compute.power_off_vm", {"vm": VM_DEV}, key="other")
     assert again.status is Status.ALREADY_DONE
     assert arm_writes(cloud) == []
@@ -146,7 +129,7 @@ async def test_power_off_records_running_and_undo_starts_the_vm_again(cloud, mak
     assert undone.status is Status.UNDONE, undone.reason
     assert power(cloud, VM_DEV) == "running"
     assert [(m, p) for m, p, _ in arm_writes(cloud)] == [("POST", "start")]
-    clear_log(cloud)
+    cloud.clear_requests()
     assert (await executor.undo(ctx, outcome)).result["alreadyDone"] is True
     assert arm_writes(cloud) == []
 
@@ -162,7 +145,7 @@ async def test_deallocate_then_undo_starts_only_a_vm_that_was_running(cloud, mak
     from_stopped = await executor.respond(ctx, "compute.deallocate_vm", {"vm": VM_DEV}, key="c")
     assert from_stopped.prior == {"powerState": "stopped"}
     assert power(cloud, VM_DEV) == "deallocated"
-    clear_log(cloud)
+    cloud.clear_requests()
     undone = await executor.undo(ctx, from_stopped)
     assert undone.status is Status.UNDONE
     assert power(cloud, VM_DEV) == "deallocated"  # it was not running: undo starts nothing
@@ -184,7 +167,7 @@ async def test_start_vm_and_undo_return_to_the_recorded_state(cloud, make_contex
     await executor.undo(ctx, from_stopped)
     assert power(cloud, VM_DEV) == "stopped"
 
-    clear_log(cloud)
+    cloud.clear_requests()
     running = await executor.respond(ctx, "compute.start_vm", {"vm": VM_WEB}, key="web")
     assert running.status is Status.ALREADY_DONE
     assert arm_writes(cloud) == []
@@ -202,8 +185,8 @@ async def test_power_actions_in_dry_run_write_nothing(cloud, make_context):
 
 
 async def test_a_protected_vm_is_not_powered_off(cloud, make_context):
-    set_tags(cloud, VM_DEV, {"Riposte-Protected": "true"})
-    clear_log(cloud)
+    cloud.set_tags(VM_DEV, {"Riposte-Protected": "true"})
+    cloud.clear_requests()
     outcome = await executor.respond(make_context(), "compute.power_off_vm", {"vm": VM_DEV}, key="k")
     assert outcome.status is Status.SKIPPED and "protected tag" in outcome.reason
     assert power(cloud, VM_DEV) == "running"
@@ -223,8 +206,8 @@ async def test_the_destructive_cap_stops_the_third_power_off(cloud, make_context
 
 
 async def test_power_off_absorbs_429_with_and_without_retry_after(cloud, make_context):
-    add_fault(cloud, match="POST */virtualMachines/vm-dev-02/powerOff", status=429, retryAfter=1, count=1)
-    add_fault(cloud, match="POST */virtualMachines/vm-dev-02/start", status=429, count=1)  # no Retry-After
+    cloud.add_fault(match="POST */virtualMachines/vm-dev-02/powerOff", status=429, retryAfter=1, count=1)
+    cloud.add_fault(match="POST */virtualMachines/vm-dev-02/start", status=429, count=1)  # no Retry-After
     ctx = make_context()
 
     started = time.monotonic()
@@ -244,7 +227,7 @@ async def test_power_off_absorbs_429_with_and_without_retry_after(cloud, make_co
 
 
 async def test_a_vm_operation_that_keeps_failing_is_a_failed_outcome(cloud, make_context):
-    add_fault(cloud, match="POST */virtualMachines/vm-dev-02/deallocate", status=409, code="OperationNotAllowed")
+    cloud.add_fault(match="POST */virtualMachines/vm-dev-02/deallocate", status=409, code="OperationNotAllowed")
     outcome = await executor.respond(make_context(), "compute.deallocate_vm", {"vm": VM_DEV}, key="k")
     assert outcome.status is Status.FAILED
     assert "409 OperationNotAllowed" in outcome.reason
@@ -288,7 +271,7 @@ async def test_the_ledger_makes_a_replayed_power_off_a_no_op(cloud, make_context
     ledger = MemoryLedger()
     first = await executor.respond(make_context(ledger=ledger), "compute.power_off_vm", {"vm": VM_DEV}, key="k")
     await executor.respond(make_context(), "compute.start_vm", {"vm": VM_DEV}, key="someone-else")
-    clear_log(cloud)
+    cloud.clear_requests()
     replay = await executor.respond(make_context(ledger=ledger), "compute.power_off_vm", {"vm": VM_DEV}, key="k")
     assert replay == first
     assert arm_writes(cloud) == []

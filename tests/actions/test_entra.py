@@ -32,10 +32,6 @@ def graph_writes(cloud: CloudHandle) -> list[dict[str, Any]]:
     return [w for w in cloud.writes() if w["service"] == "graph"]
 
 
-def fault(cloud: CloudHandle, **spec: Any) -> None:
-    cloud.admin.post("/faults", json=spec).raise_for_status()
-
-
 def account(user_id: str, upn: str | None = None) -> dict[str, Any]:
     return {"aadUserId": user_id, "upn": upn}
 
@@ -96,7 +92,7 @@ async def test_get_user_refuses_a_upn_where_an_object_id_belongs(make_context: C
 
 
 async def test_get_user_times_out_into_a_recorded_error(make_context: ContextFactory, cloud: CloudHandle):
-    fault(cloud, match="GET /v1.0/users/*", latency={"fixedMs": 2000})
+    cloud.add_fault(match="GET /v1.0/users/*", latency={"fixedMs": 2000})
     finding = await executor.enrich(make_context(enrichment_timeout_seconds=0.3), "entra.get_user", account(ADELE))
     assert not finding.ok
     assert finding.error == "timed out after 0.3 s"
@@ -230,7 +226,7 @@ async def test_disable_user_of_an_unknown_id_fails_without_writing(make_context:
 
 
 async def test_429_with_retry_after_is_waited_out(make_context: ContextFactory, cloud: CloudHandle):
-    fault(cloud, match="PATCH /v1.0/users/*", status=429, retryAfter=1, count=1)
+    cloud.add_fault(match="PATCH /v1.0/users/*", status=429, retryAfter=1, count=1)
     outcome = await executor.respond(make_context(), "entra.disable_user", account(ADELE), key="k")
     assert outcome.status is Status.DONE, outcome.reason
     patches = [r for r in cloud.requests(service="graph") if r["method"] == "PATCH"]
@@ -240,7 +236,7 @@ async def test_429_with_retry_after_is_waited_out(make_context: ContextFactory, 
 
 
 async def test_429_without_retry_after_is_retried_with_backoff(make_context: ContextFactory, cloud: CloudHandle):
-    fault(cloud, match="PATCH /v1.0/users/*", status=429, count=2)
+    cloud.add_fault(match="PATCH /v1.0/users/*", status=429, count=2)
     outcome = await executor.respond(make_context(), "entra.disable_user", account(ADELE), key="k")
     assert outcome.status is Status.DONE, outcome.reason
     patches = [r for r in cloud.requests(service="graph") if r["method"] == "PATCH"]
@@ -252,7 +248,7 @@ async def test_a_lost_response_is_retried_and_the_patch_stays_idempotent(
     make_context: ContextFactory, cloud: CloudHandle
 ):
     # The write happens, then the answer is a 503: the SDK sends the same PATCH again, which changes nothing more.
-    fault(cloud, match="PATCH /v1.0/users/*", status=503, retryAfter=1, count=1, after=True)
+    cloud.add_fault(match="PATCH /v1.0/users/*", status=503, retryAfter=1, count=1, after=True)
     outcome = await executor.respond(make_context(), "entra.disable_user", account(ADELE), key="k")
     assert outcome.status is Status.DONE, outcome.reason
     assert outcome.prior == {"accountEnabled": True}
@@ -263,7 +259,7 @@ async def test_a_lost_response_is_retried_and_the_patch_stays_idempotent(
 
 
 async def test_retries_give_up_after_max_retries(make_context: ContextFactory, cloud: CloudHandle):
-    fault(cloud, match="PATCH /v1.0/users/*", status=503, retryAfter=1)
+    cloud.add_fault(match="PATCH /v1.0/users/*", status=503, retryAfter=1)
     outcome = await executor.respond(make_context(max_retries=1), "entra.disable_user", account(ADELE), key="k")
     assert outcome.status is Status.FAILED
     assert outcome.reason.startswith("graph 503")

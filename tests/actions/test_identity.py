@@ -30,10 +30,6 @@ def graph_writes(cloud: CloudHandle) -> list[dict[str, Any]]:
     return [w for w in cloud.writes() if w["service"] == "graph"]
 
 
-def fault(cloud: CloudHandle, **spec: Any) -> None:
-    cloud.admin.post("/faults", json=spec).raise_for_status()
-
-
 def account(user_id: str) -> dict[str, Any]:
     return {"aadUserId": user_id}
 
@@ -129,7 +125,7 @@ async def test_list_risk_detections_reads_every_page_and_keeps_the_newest(
 
 
 async def test_list_risk_detections_failure_is_a_recorded_error(make_context: ContextFactory, cloud: CloudHandle):
-    fault(cloud, match="GET /v1.0/identityProtection/riskDetections", status=500)
+    cloud.add_fault(match="GET /v1.0/identityProtection/riskDetections", status=500)
     finding = await executor.enrich(make_context(), "identity.list_risk_detections", account(ADELE))
     assert not finding.ok
     assert finding.error.startswith("graph 500 InternalServerError")
@@ -138,7 +134,7 @@ async def test_list_risk_detections_failure_is_a_recorded_error(make_context: Co
 async def test_identity_protection_429_without_retry_after_is_absorbed(
     make_context: ContextFactory, cloud: CloudHandle
 ):
-    fault(cloud, match="GET /v1.0/identityProtection/riskyUsers/*", status=429, count=2)
+    cloud.add_fault(match="GET /v1.0/identityProtection/riskyUsers/*", status=429, count=2)
     finding = await executor.enrich(make_context(), "identity.get_risky_user", account(ALEX))
     assert finding.ok, finding.error
     assert finding.data["riskLevel"] == "medium"
@@ -209,7 +205,7 @@ async def test_confirm_compromised_spares_the_breakglass_account(make_context: C
 
 
 async def test_confirm_compromised_absorbs_a_429_without_retry_after(make_context: ContextFactory, cloud: CloudHandle):
-    fault(cloud, match="POST /v1.0/identityProtection/riskyUsers/confirmCompromised", status=429, count=1)
+    cloud.add_fault(match="POST /v1.0/identityProtection/riskyUsers/confirmCompromised", status=429, count=1)
     outcome = await executor.respond(make_context(), "identity.confirm_compromised", account(ALEX), key="k")
     assert outcome.status is Status.DONE, outcome.reason
     assert [w["status"] for w in graph_writes(cloud)] == [429, 204]

@@ -20,10 +20,6 @@ QUERY_PATH = f"/v1/workspaces/{WORKSPACE_ID}/query"
 SPRAY_IP = "203.0.113.66"  # the demo's password-spray source (see local/cloud/loggen.py)
 
 
-def fault(cloud: CloudHandle, **spec: Any) -> None:
-    cloud.admin.post("/faults", json=spec).raise_for_status()
-
-
 def queries(cloud: CloudHandle) -> list[dict[str, Any]]:
     return cloud.requests(service="loganalytics", method="POST")
 
@@ -158,7 +154,7 @@ async def test_queries_absorb_429(make_context: ContextFactory, cloud: CloudHand
     spec: dict[str, Any] = {"match": "POST /v1/workspaces/*/query", "status": 429, "count": throttled}
     if retry_after:
         spec["retryAfter"] = retry_after
-    fault(cloud, **spec)
+    cloud.add_fault(**spec)
     started = time.monotonic()
     finding = await executor.enrich(
         make_context(), "loganalytics.get_signin_summary", {"upn": "adele.vance@contoso.com"}
@@ -170,7 +166,7 @@ async def test_queries_absorb_429(make_context: ContextFactory, cloud: CloudHand
 
 
 async def test_a_slow_query_is_a_recorded_timeout(make_context: ContextFactory, cloud: CloudHandle):
-    fault(cloud, match="POST /v1/workspaces/*/query", latency={"fixedMs": 1500})
+    cloud.add_fault(match="POST /v1/workspaces/*/query", latency={"fixedMs": 1500})
     started = time.monotonic()
     ctx = make_context(enrichment_timeout_seconds=0.3)
     finding = await executor.enrich(ctx, "loganalytics.get_host_activity", {"host": "vm-web-01"})
@@ -201,7 +197,7 @@ async def test_at_most_the_configured_number_of_queries_run_at_once(
     """12 enrichments at once (24 queries), each query held 200 ms by the service, with the service's own
     concurrency limit of 5 enforced: never more than `concurrency` in flight, and never a 429."""
     cloud.admin.post("/limits", json={"preset": "real"}).raise_for_status()
-    fault(cloud, match="POST /v1/workspaces/*/query", latency={"fixedMs": 200})
+    cloud.add_fault(match="POST /v1/workspaces/*/query", latency={"fixedMs": 200})
     ctx = make_context(loganalytics_concurrency=concurrency)
     findings = await asyncio.gather(
         *(executor.enrich(ctx, "loganalytics.get_ip_context", {"ip": f"198.51.100.{i}"}) for i in range(12))

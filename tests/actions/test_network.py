@@ -71,22 +71,6 @@ def arm_writes(cloud: CloudHandle) -> list[tuple[str, str, int]]:
     ]
 
 
-def clear_log(cloud: CloudHandle) -> None:
-    cloud.admin.delete("/requests").raise_for_status()
-
-
-def set_tags(cloud: CloudHandle, resource_id: str, tags: dict[str, str]) -> None:
-    doc = cloud.tenant()
-    for found in doc["arm"]["resources"]:
-        if found["id"].lower() == resource_id.lower():
-            found["tags"] = {**found.get("tags", {}), **tags}
-    cloud.admin.put("/tenant", json=doc).raise_for_status()
-
-
-def add_fault(cloud: CloudHandle, **fault: Any) -> None:
-    cloud.admin.post("/faults", json=fault).raise_for_status()
-
-
 def rules(cloud: CloudHandle, nsg_id: str) -> dict[str, dict[str, Any]]:
     nsg = resource(cloud, nsg_id)
     assert nsg is not None
@@ -125,7 +109,7 @@ async def test_isolate_vm_moves_every_nic_and_undo_restores_each_previous_nsg_ex
     assert resource(cloud, ISOLATION_DEV) is None  # deleted once no NIC used it
     assert [i["id"] for i in resource(cloud, NSG_DEV)["properties"]["networkInterfaces"]] == [NIC_DEV_A]  # type: ignore[index]
 
-    clear_log(cloud)
+    cloud.clear_requests()
     again = await executor.undo(ctx, outcome)
     assert again.status is Status.UNDONE
     assert again.result["isolationNsg"] == "already deleted"
@@ -137,7 +121,7 @@ async def test_second_isolation_writes_nothing_and_a_replay_returns_the_first_ou
     ctx = make_context(ledger=ledger)
     first = await executor.respond(ctx, "network.isolate_vm", {"vm": VM_DEV}, key="run-1:isolate")
     assert first.status is Status.DONE
-    clear_log(cloud)
+    cloud.clear_requests()
 
     replay = await executor.respond(ctx, "network.isolate_vm", {"vm": VM_DEV}, key="run-1:isolate")
     other_run = await executor.respond(ctx, "network.isolate_vm", {"vm": VM_DEV}, key="run-2:isolate")
@@ -175,8 +159,8 @@ async def test_production_tag_is_not_protection_but_the_protected_tag_and_prefix
     assert by_prefix.status is Status.SKIPPED
     assert "protected prefix" in by_prefix.reason
 
-    set_tags(cloud, VM_WEB, {"riposte-protected": "true"})
-    clear_log(cloud)
+    cloud.set_tags(VM_WEB, {"riposte-protected": "true"})
+    cloud.clear_requests()
     by_tag = await executor.respond(make_context(), "network.isolate_vm", {"vm": VM_WEB}, key="web-tag")
     assert by_tag.status is Status.SKIPPED
     assert "riposte-protected=true" in by_tag.reason
@@ -187,12 +171,12 @@ async def test_production_tag_is_not_protection_but_the_protected_tag_and_prefix
 async def test_a_retry_after_a_crash_midway_finishes_without_redoing_and_keeps_the_first_prior(cloud, make_context):
     ledger = MemoryLedger()
     # The second NIC's write is refused (409 is not retried): the NSG exists and the first NIC has moved.
-    add_fault(cloud, match="PUT */networkInterfaces/nic-dev-02b", status=409, code="Conflict", count=1)
+    cloud.add_fault(match="PUT */networkInterfaces/nic-dev-02b", status=409, code="Conflict", count=1)
     crashed = await executor.respond(make_context(ledger=ledger), "network.isolate_vm", {"vm": VM_DEV}, key="k")
     assert crashed.status is Status.FAILED
     assert ledger.entries["k"]["state"] == "intent"
     assert (nic_nsg(cloud, NIC_DEV_A), nic_nsg(cloud, NIC_DEV_B)) == (ISOLATION_DEV, None)
-    clear_log(cloud)
+    cloud.clear_requests()
 
     finished = await executor.respond(make_context(ledger=ledger), "network.isolate_vm", {"vm": VM_DEV}, key="k")
 
@@ -221,8 +205,8 @@ async def test_undo_leaves_a_nic_moved_since_alone_and_says_so(cloud, make_conte
 
 
 async def test_isolation_absorbs_429_with_and_without_retry_after(cloud, make_context):
-    add_fault(cloud, match="PUT */networkSecurityGroups/riposte-isolate-*", status=429, retryAfter=1, count=1)
-    add_fault(cloud, match="PUT */networkInterfaces/nic-dev-02a", status=429, count=1)  # no Retry-After
+    cloud.add_fault(match="PUT */networkSecurityGroups/riposte-isolate-*", status=429, retryAfter=1, count=1)
+    cloud.add_fault(match="PUT */networkInterfaces/nic-dev-02a", status=429, count=1)  # no Retry-After
 
     started = time.monotonic()
     outcome = await executor.respond(make_context(), "network.isolate_vm", {"vm": VM_DEV}, key="k")
@@ -314,7 +298,7 @@ async def test_block_ip_adds_one_deny_rule_at_the_first_free_priority_and_undo_r
         "203.0.113.66",
         100,  # 110 and 300 are taken inbound; 100 is the first free
     )
-    clear_log(cloud)
+    cloud.clear_requests()
     second = await executor.respond(ctx, "network.block_ip", {"ip": "203.0.113.66"}, key="other-run")
     assert second.status is Status.ALREADY_DONE
     assert arm_writes(cloud) == []
@@ -394,8 +378,8 @@ async def test_block_ip_dry_run_writes_nothing_and_a_protected_nsg_stops_it(clou
     assert dry.status is Status.DRY_RUN
     assert dry.intended["priorities"] == {NSG_PERIMETER: 100}
 
-    set_tags(cloud, NSG_PERIMETER, {"riposte-protected": "true"})
-    clear_log(cloud)
+    cloud.set_tags(NSG_PERIMETER, {"riposte-protected": "true"})
+    cloud.clear_requests()
     guarded = await executor.respond(make_context(), "network.block_ip", {"ip": "203.0.113.66"}, key="g")
     assert guarded.status is Status.SKIPPED
     assert "riposte-protected" in guarded.reason
@@ -441,7 +425,7 @@ async def test_block_ip_waits_out_another_operation_holding_the_nsg(cloud, make_
 
 
 async def test_block_ip_absorbs_429_on_the_rule_write(cloud, make_context):
-    add_fault(cloud, match="PUT */securityRules/riposte-block-*", status=429, count=2)  # without Retry-After
+    cloud.add_fault(match="PUT */securityRules/riposte-block-*", status=429, count=2)  # without Retry-After
     outcome = await executor.respond(make_context(), "network.block_ip", {"ip": "203.0.113.66"}, key="k")
     assert outcome.status is Status.DONE, outcome.reason
     statuses = [s for m, _, s in arm_writes(cloud) if m == "PUT"]
@@ -481,7 +465,7 @@ async def test_packet_capture_runs_then_stops_at_its_time_limit_checked_by_polli
         True,
     )
 
-    clear_log(cloud)  # the same step again, even with its ledger lost, finds the session it started
+    cloud.clear_requests()  # the same step again, even with its ledger lost, finds the session it started
     again = await executor.respond(make_context(), "network.start_packet_capture", params, key="run-7:capture")
     assert again.status is Status.DONE and again.result["started"] is False
     assert arm_writes(cloud) == []
@@ -498,7 +482,7 @@ async def test_stop_packet_capture_and_undo_of_start_stop_it_once(cloud, make_co
     assert stop.status is Status.DONE
     status = await executor.enrich(ctx, "network.get_packet_capture", {"capture": first.result["captureId"]})
     assert (status.data["status"], status.data["stopReason"]) == ("Stopped", "ManualStop")
-    clear_log(cloud)
+    cloud.clear_requests()
     again = await executor.respond(ctx, "network.stop_packet_capture", {"capture": first.result["captureId"]}, key="t")
     assert again.status is Status.ALREADY_DONE
     assert arm_writes(cloud) == []
@@ -526,7 +510,7 @@ async def test_packet_capture_bounds_and_preconditions(cloud, make_context):
     assert nowhere.status is Status.FAILED and "CAPTURE_STORAGE_ACCOUNT_ID" in nowhere.reason
 
     await executor.respond(ctx, "compute.deallocate_vm", {"vm": VM_WEB}, key="off")
-    clear_log(cloud)
+    cloud.clear_requests()
     stopped_vm = await executor.respond(ctx, "network.start_packet_capture", {"vm": VM_WEB}, key="4")
     assert stopped_vm.status is Status.FAILED and "needs a running VM" in stopped_vm.reason
     assert arm_writes(cloud) == []

@@ -30,10 +30,6 @@ def received(cloud: CloudHandle, name: str = "teams") -> list[dict[str, Any]]:
     return posts
 
 
-def fault(cloud: CloudHandle, **spec: Any) -> None:
-    cloud.admin.post("/faults", json=spec).raise_for_status()
-
-
 def card_texts(card: dict[str, Any]) -> list[str]:
     return [run["text"] for block in card["body"] for run in block["inlines"]]
 
@@ -142,7 +138,7 @@ async def test_throttling_is_absorbed(make_context: ContextFactory, cloud: Cloud
     spec: dict[str, Any] = {"match": "POST /_sink/teams", "status": 429, "count": throttled}
     if retry_after:
         spec["retryAfter"] = retry_after
-    fault(cloud, **spec)
+    cloud.add_fault(**spec)
     started = time.monotonic()
     ctx = make_context(notify_webhook_url=webhook_url(cloud))
     outcome = await executor.respond(ctx, "notify.send_webhook", PARAMS, key="k")
@@ -154,7 +150,7 @@ async def test_throttling_is_absorbed(make_context: ContextFactory, cloud: Cloud
 
 
 async def test_a_webhook_that_keeps_failing_is_a_recorded_failure(make_context: ContextFactory, cloud: CloudHandle):
-    fault(cloud, match="POST /_sink/teams", status=503)
+    cloud.add_fault(match="POST /_sink/teams", status=503)
     ctx = make_context(notify_webhook_url=webhook_url(cloud), max_retries=2)
     outcome = await executor.respond(ctx, "notify.send_webhook", PARAMS, key="k")
     assert outcome.status is Status.FAILED and "after 3 attempts" in outcome.reason

@@ -50,10 +50,6 @@ def sentinel_puts(cloud: CloudHandle) -> list[dict[str, Any]]:
     return [r for r in cloud.requests(method="PUT") if "/Microsoft.SecurityInsights/" in r["path"]]
 
 
-def fault(cloud: CloudHandle, **spec: Any) -> None:
-    cloud.admin.post("/faults", json=spec).raise_for_status()
-
-
 # ------------------------------------------------------------------------------------------------ sentinel.get_incident
 
 
@@ -92,8 +88,8 @@ async def test_get_incident_refuses_an_id_that_is_not_an_incident(make_context: 
 
 
 async def test_get_incident_absorbs_429_on_the_read_only_posts(make_context: ContextFactory, cloud: CloudHandle):
-    fault(cloud, match="POST */entities", status=429, retryAfter=1, count=1)
-    fault(cloud, match="POST */alerts", status=429, count=1)  # no Retry-After: retried on our backoff
+    cloud.add_fault(match="POST */entities", status=429, retryAfter=1, count=1)
+    cloud.add_fault(match="POST */alerts", status=429, count=1)  # no Retry-After: retried on our backoff
     finding = await executor.enrich(make_context(), "sentinel.get_incident", {"incidentId": SIGNIN_INCIDENT})
     assert finding.ok, finding.error
     statuses = [(r["path"].rsplit("/", 1)[1], r["status"]) for r in cloud.requests(method="POST")]
@@ -254,7 +250,7 @@ async def test_add_comment_absorbs_429(make_context: ContextFactory, cloud: Clou
     spec: dict[str, Any] = {"match": "PUT */comments/*", "status": 429, "count": throttled}
     if retry_after:
         spec["retryAfter"] = retry_after
-    fault(cloud, **spec)
+    cloud.add_fault(**spec)
     started = time.monotonic()
     params = {"incidentId": SIGNIN_INCIDENT, "text": "after throttling"}
     outcome = await executor.respond(make_context(), "sentinel.add_comment", params, key="k")
@@ -434,7 +430,7 @@ async def test_update_incident_retries_a_412_and_keeps_the_concurrent_change(
 
 
 async def test_update_incident_gives_up_after_bounded_412s(make_context: ContextFactory, cloud: CloudHandle):
-    fault(cloud, match="PUT */incidents/*", status=412, code="PreconditionFailed", count=50)
+    cloud.add_fault(match="PUT */incidents/*", status=412, code="PreconditionFailed", count=50)
     ctx = make_context()
     with pytest.raises(PreconditionFailed):
         await ctx.azure.sentinel.update_incident(SIGNIN_INCIDENT, {"severity": "Low"})
@@ -516,7 +512,7 @@ async def test_update_incident_absorbs_429(make_context: ContextFactory, cloud: 
     spec: dict[str, Any] = {"match": "PUT */incidents/*", "status": 429, "count": 1}
     if retry_after:
         spec["retryAfter"] = retry_after
-    fault(cloud, **spec)
+    cloud.add_fault(**spec)
     params = {"incidentId": SIGNIN_INCIDENT, "severity": "Low"}
     outcome = await executor.respond(make_context(), "sentinel.update_incident", params, key="k")
     assert outcome.status is Status.DONE, outcome.reason
