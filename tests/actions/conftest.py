@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from shared.actions.context import ActionContext, MemoryLedger
+from shared.actions.context import ActionContext, Ledger, MemoryLedger
 from shared.azure.clients import AzureClients
 from shared.settings import Settings
 from tests.conftest import CloudHandle
@@ -65,7 +65,7 @@ async def make_context(cloud: CloudHandle) -> AsyncIterator[ContextFactory]:
     """Builds ActionContexts on fresh AzureClients; all are closed after the test."""
     opened: list[AzureClients] = []
 
-    def factory(*, dry_run: bool = False, ledger: MemoryLedger | None = None, **overrides: Any) -> ActionContext:
+    def factory(*, dry_run: bool = False, ledger: Ledger | None = None, **overrides: Any) -> ActionContext:
         settings = cloud_settings(cloud, **overrides)
         clients = AzureClients(settings)
         opened.append(clients)
