@@ -58,6 +58,15 @@ def token(cloud: Any) -> str:
     return DefaultAzureCredential().get_token(f"{AUDIENCE}/.default").token
 
 
+def raw_query(cloud: Any, body: dict[str, Any] | None = None, **params: str) -> httpx.Response:
+    """The workspace's query endpoint over plain HTTP: POST with a JSON body, or GET with the query string only."""
+    url = f"{cloud.url}/v1/workspaces/{WORKSPACE}/query"
+    auth = {"Authorization": f"Bearer {token(cloud)}"}
+    if body is None:
+        return httpx.get(url, params=params, headers=auth, verify=cloud.ca_path)
+    return httpx.post(url, json=body, params=params, headers=auth, verify=cloud.ca_path)
+
+
 def test_columns_come_back_typed_like_the_service(logs):
     result = logs.query_workspace(
         WORKSPACE,
@@ -84,11 +93,8 @@ def test_columns_come_back_typed_like_the_service(logs):
 
 
 def test_raw_datetimes_use_iso_8601_with_z(cloud):
-    response = httpx.post(
-        f"{cloud.url}/v1/workspaces/{WORKSPACE}/query",
-        json={"query": "print At = datetime(2024-05-01T10:00:00.1234567Z), Midnight = datetime(2024-05-02)"},
-        headers={"Authorization": f"Bearer {token(cloud)}"},
-        verify=cloud.ca_path,
+    response = raw_query(
+        cloud, {"query": "print At = datetime(2024-05-01T10:00:00.1234567Z), Midnight = datetime(2024-05-02)"}
     )
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("application/json")
@@ -116,25 +122,16 @@ def test_timespan_is_applied_to_every_table_before_the_query(logs):
 
 
 def test_query_string_and_body_timespans_intersect(cloud):
-    auth = {"Authorization": f"Bearer {token(cloud)}"}
-    url = f"{cloud.url}/v1/workspaces/{WORKSPACE}/query"
     query = "Heartbeat | count"
-    wide = httpx.post(url, json={"query": query, "timespan": "P1D"}, headers=auth, verify=cloud.ca_path).json()
-    both = httpx.post(
-        url, params={"timespan": "PT1H"}, json={"query": query, "timespan": "P1D"}, headers=auth, verify=cloud.ca_path
-    ).json()
-    narrow = httpx.post(url, json={"query": query, "timespan": "PT3600.0S"}, headers=auth, verify=cloud.ca_path).json()
+    wide = raw_query(cloud, {"query": query, "timespan": "P1D"}).json()
+    both = raw_query(cloud, {"query": query, "timespan": "P1D"}, timespan="PT1H").json()
+    narrow = raw_query(cloud, {"query": query, "timespan": "PT3600.0S"}).json()
     assert both["tables"][0]["rows"] == narrow["tables"][0]["rows"]
     assert both["tables"][0]["rows"][0][0] < wide["tables"][0]["rows"][0][0]
 
 
 def test_get_with_query_parameters_works_like_post(cloud):
-    response = httpx.get(
-        f"{cloud.url}/v1/workspaces/{WORKSPACE}/query",
-        params={"query": "Heartbeat | summarize by Computer | order by Computer asc", "timespan": "PT1H"},
-        headers={"Authorization": f"Bearer {token(cloud)}"},
-        verify=cloud.ca_path,
-    )
+    response = raw_query(cloud, query="Heartbeat | summarize by Computer | order by Computer asc", timespan="PT1H")
     assert response.status_code == 200
     assert [r[0] for r in response.json()["tables"][0]["rows"]] == ["vm-dev-02", "vm-jump-01", "vm-web-01"]
 
@@ -246,12 +243,7 @@ def test_invalid_kql_is_a_400_syntax_error(logs):
 
 
 def test_syntax_error_position_matches_the_service(cloud):
-    response = httpx.post(
-        f"{cloud.url}/v1/workspaces/{WORKSPACE}/query",
-        json={"query": "completely invalid syntax", "timespan": "P1D"},
-        headers={"Authorization": f"Bearer {token(cloud)}"},
-        verify=cloud.ca_path,
-    )
+    response = raw_query(cloud, {"query": "completely invalid syntax", "timespan": "P1D"})
     assert response.status_code == 400
     # what api.loganalytics.io answers for this very query (recorded in the Azure SDK test suites)
     detail = response.json()["error"]["innererror"]["innererror"]
@@ -289,12 +281,7 @@ def test_unknown_workspace_is_404_path_not_found(logs):
 
 
 def test_invalid_timespan_is_a_400(cloud):
-    response = httpx.post(
-        f"{cloud.url}/v1/workspaces/{WORKSPACE}/query",
-        json={"query": "Heartbeat | count", "timespan": "yesterday"},
-        headers={"Authorization": f"Bearer {token(cloud)}"},
-        verify=cloud.ca_path,
-    )
+    response = raw_query(cloud, {"query": "Heartbeat | count", "timespan": "yesterday"})
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "BadArgumentError"
 
