@@ -18,10 +18,10 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from shared import telemetry
-from shared.actions.context import ActionContext
+from shared.actions.context import ActionContext, DestructiveBudget, Ledger
 from shared.actions.model import IncidentNote
 from shared.actions.permissions import IdentityPermissions
 from shared.actions.port import ExecutorPort
@@ -29,14 +29,14 @@ from shared.approvers import ApprovalRefused, ApproverGroups, check_separation
 from shared.azure.errors import AzureError
 from shared.engine.model import ApprovalState, Decision, Lease, Run, RunStatus, StepStatus
 from shared.engine.planner import plan_steps
-from shared.engine.runner import Runner
+from shared.engine.runner import ActionPort, Runner
 from shared.intake.model import Incident
 from shared.perloop import PerLoop
 from shared.playbook.loader import bundled_playbooks, load_playbooks
 from shared.playbook.matching import matching
 from shared.playbook.model import Playbook
 from shared.settings import Settings
-from shared.store.runs import LostLease, RunStore, rollback_pending
+from shared.store.runs import LostLease, rollback_pending
 
 if TYPE_CHECKING:
     from shared.azure.graph import GraphAdapter
@@ -113,15 +113,56 @@ def azure_clients(settings: Settings) -> Any:
     return clients
 
 
+class RunStorage(Protocol):
+    """What the service needs of a run store: shared.store.runs.RunStore, or an in-memory one in unit tests."""
+
+    async def create(self, run: Run) -> bool: ...
+
+    async def load(self, run_id: str) -> tuple[Run, str] | None: ...
+
+    async def save(self, run: Run, etag: str) -> str: ...
+
+    async def add_decision(self, run_id: str, step_id: str, decision: Decision) -> bool: ...
+
+    async def enqueue(self, run_id: str, delay_s: float = 0, reason: str = "") -> None: ...
+
+    async def claim_delivery(self, key: str, runs: list[dict[str, str]]) -> tuple[bool, list[dict[str, str]]]: ...
+
+    async def list_runs(self, limit: int = 50, status: str | None = None) -> list[dict[str, Any]]: ...
+
+    async def request_rollback(self, run_id: str, by: str, by_id: str = "") -> None: ...
+
+    async def rollback_request(self, run_id: str) -> dict[str, Any] | None: ...
+
+    async def claim_active(self, incident: str, playbook: str, run_id: str) -> str: ...
+
+    async def release_active(self, incident: str, playbook: str, run_id: str) -> None: ...
+
+    def ledger(self, run_id: str) -> Ledger: ...
+
+    def destructive_budget(self, limit: int) -> DestructiveBudget: ...
+
+
 class Service:
-    def __init__(self, settings: Settings, store: RunStore, playbooks: dict[str, Playbook] | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: RunStorage,
+        playbooks: dict[str, Playbook] | None = None,
+        ports: Callable[[Run], ActionPort] | None = None,
+    ) -> None:
+        """ports: the action port a run's steps go through; the real executor on the Azure clients unless given."""
         self.settings = settings
         self.store = store
         if playbooks is None:
             playbooks = load_playbooks(Path(settings.playbooks_dir)) if settings.playbooks_dir else bundled_playbooks()
         self.playbooks = playbooks
+        self.ports = ports or self._executor_port
         self.clock = time.time
         self._approver_groups: ApproverGroups | None = None
+
+    def _executor_port(self, run: Run) -> ActionPort:
+        return ExecutorPort(self._action_context(run), run.incident)
 
     # --- intake -------------------------------------------------------------------------------------------------
 
@@ -303,7 +344,7 @@ class Service:
             await checkpoint(run)
             await self._ended(run)
             return
-        runner = Runner(playbook, ExecutorPort(self._action_context(run), run.incident), checkpoint, self.clock)
+        runner = Runner(playbook, self.ports(run), checkpoint, self.clock)
         log.info("run %s %s", run.id, "rolling back" if run.rollback_requested else f"advancing ({run.status.value})")
         try:
             run = await self._advance_leased(runner, run, checkpoint)
@@ -424,18 +465,13 @@ class Service:
         await self.store.save(run, etag)
         await self._ended(run)
         log.error("run %s failed: its queue message reached the poison queue (%s)", run.id, reason)
-        ctx = ActionContext(
-            settings=self.settings,
-            azure=azure_clients(self.settings),
-            ledger=self.store.ledger(run.id),
-            run_id=run.id,
-            incident_id=run.incident_arm_id,
-        )
         message = (
             f"Riposte run {run.id} ({run.playbook}) failed and was stopped: {reason}. "
             "Actions it completed are listed in the run; roll back with POST /api/runs/{id}/rollback."
         )
-        await ExecutorPort(ctx, run.incident).write_back(IncidentNote(text=message), f"{run.id}:poisoned")
+        # Said even for a dry run: the analyst who asked for it learns that it stopped.
+        port = self.ports(run.model_copy(update={"dry_run": False}) if run.dry_run else run)
+        await port.write_back(IncidentNote(text=message), f"{run.id}:poisoned")
 
     # --- analysts -------------------------------------------------------------------------------------------------
 
