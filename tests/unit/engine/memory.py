@@ -183,7 +183,7 @@ class MemoryStore:
         run = Run.model_validate_json(document)
         for key, decision in sorted(self.decisions.get(run_id, {}).items(), key=lambda item: item[1].at):
             step = run.step(key.split("|", 1)[0])
-            if step.approval is not None and all(d.by.lower() != decision.by.lower() for d in step.approval.decisions):
+            if step.approval is not None and all(d.decider != decision.decider for d in step.approval.decisions):
                 step.approval.decisions.append(decision)
         request = self.rollbacks.get(run_id)
         if request is not None and rollback_pending(run, request):
@@ -207,7 +207,7 @@ class MemoryStore:
 
     async def add_decision(self, run_id: str, step_id: str, decision: Decision) -> bool:
         decided = self.decisions.setdefault(run_id, {})
-        key = f"{step_id}|{decision.by.lower()}"
+        key = f"{step_id}|{decision.decider}"  # one decision per identity and step
         if key in decided:
             return False
         decided[key] = decision
