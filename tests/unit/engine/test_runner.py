@@ -422,6 +422,33 @@ async def test_a_failed_undo_fails_the_rollback_and_a_second_rollback_retries_on
     assert [c for c in harness.actions.calls if c.startswith("undo")] == [f"undo {PAGE}"] + [f"undo {SET}"] * 3
 
 
+class DiesAfterWriting(MemoryActions):
+    """The worker dies right after the write to `b` (recorded in the ledger), before it checkpoints the step."""
+
+    async def respond(self, name: str, params: dict[str, Any], key: str) -> Any:
+        outcome = await super().respond(name, params, key)
+        if params.get("target") == "b":
+            raise RuntimeError("worker died")
+        return outcome
+
+
+async def test_rollback_reads_the_ledger_so_a_write_never_checkpointed_is_undone_too() -> None:
+    harness = Harness(CHAIN)
+    harness.actions = DiesAfterWriting()
+    with pytest.raises(ExceptionGroup):
+        await harness.advance()
+    harness.run = await harness.stored()
+    assert harness.status("first") is StepStatus.DONE and harness.status("second") is StepStatus.PENDING
+    assert harness.actions.world == {"a": "off", "b": "off"}  # the run does not know about b; the ledger does
+
+    run = await rolled_back(harness)
+
+    assert run.status is RunStatus.ROLLED_BACK and harness.actions.world == {}
+    assert (run.step("second").undo or {}).get("status") == "undone"
+    assert harness.status("page") is StepStatus.PENDING and f"respond {PAGE}" not in harness.actions.calls
+    assert harness.actions.notes["run-1:rollback"].text == "Riposte rolled back run run-1: undid first, second."
+
+
 async def test_a_dry_run_changes_nothing_and_writes_no_rollback_note() -> None:
     harness = Harness(CHAIN, dry_run=True)
 
