@@ -228,7 +228,23 @@ module functionApp 'modules/functionapp.bicep' = {
   }
 }
 
-// --- role assignments: built-in role definition ids, each at a resource group or a single resource ---------------
+// --- role assignments: role definition ids, each at a resource group or a single resource -------------------------
+
+// Riposte's custom roles (exactly the operations its actions perform), assignable only where they are assigned.
+var targetGroupIds = [for target in targetResourceGroups: '${subscription().id}/resourceGroups/${target}']
+var watchesNetwork = !empty(networkWatcherResourceGroup) && !empty(targetResourceGroups)
+var watcherGroupIds = watchesNetwork ? ['${subscription().id}/resourceGroups/${networkWatcherResourceGroup}'] : []
+var captureGroupIds = hasCapture ? ['/subscriptions/${captureSubscriptionId}/resourceGroups/${captureResourceGroup}'] : []
+var customRoleScopes = union(targetGroupIds, watcherGroupIds, captureGroupIds)
+
+module roles 'modules/roles.bicep' = {
+  name: 'riposte-custom-roles'
+  params: {
+    environmentName: environmentName
+    // A role needs one assignable scope: with nothing to act on, Riposte's own group stands in (nothing is assigned).
+    assignableScopes: empty(customRoleScopes) ? [rg.id] : customRoleScopes
+  }
+}
 
 module storageRoles 'modules/rbac.bicep' = {
   name: 'riposte-storage-roles'
@@ -275,9 +291,8 @@ module targetRoles 'modules/rbac.bicep' = [
     params: {
       principalId: identity.outputs.principalId
       roleDefinitionIds: [
-        'acdd72a7-3385-48ef-bd42-f606fba81ae7' // Reader
-        '4d97b98b-1d4f-4787-a291-c67834d212e7' // Network Contributor
-        '9980e02c-c2be-4d73-94e8-173b1dc7cf3c' // Virtual Machine Contributor
+        roles.outputs.vmResponderRoleId // Riposte VM Responder
+        roles.outputs.networkResponderRoleId // Riposte Network Responder
       ]
     }
   }
@@ -289,8 +304,7 @@ module networkWatcherRoles 'modules/rbac.bicep' = if (!empty(networkWatcherResou
   params: {
     principalId: identity.outputs.principalId
     roleDefinitionIds: [
-      'acdd72a7-3385-48ef-bd42-f606fba81ae7' // Reader
-      '4d97b98b-1d4f-4787-a291-c67834d212e7' // Network Contributor
+      roles.outputs.networkResponderRoleId // Riposte Network Responder
     ]
   }
 }
@@ -302,7 +316,7 @@ module captureRoles 'modules/rbac.bicep' = if (hasCapture) {
     principalId: identity.outputs.principalId
     storageAccountName: captureAccountName
     roleDefinitionIds: [
-      '17d1049b-9a84-46fb-8f53-869881c3d3ab' // Storage Account Contributor
+      roles.outputs.captureStorageRoleId // Riposte Capture Storage
     ]
   }
 }

@@ -41,19 +41,25 @@ GRAPH_APP_ROLE_IDS: dict[str, str] = {
 
 @dataclass(frozen=True)
 class AzureRole:
-    id: str  # the built-in role definition id, the same in every tenant
+    id: str  # the built-in role definition id, the same in every tenant; "" for Riposte's custom roles
     scope: str  # the scope key infra/main.bicep assigns it at (see SCOPES)
+    output: str = ""  # a custom role: the output of infra/modules/roles.bicep that holds its definition id
+
+    @property
+    def custom(self) -> bool:
+        return not self.id
 
 
-# Built-in roles, from learn.microsoft.com/azure/role-based-access-control/built-in-roles.
+# Built-in roles, from learn.microsoft.com/azure/role-based-access-control/built-in-roles, and Riposte's custom
+# roles (shared/actions/roles.py), defined in infra/modules/roles.bicep with exactly the operations the actions
+# declare under their names.
 AZURE_ROLES: dict[str, AzureRole] = {
     "Microsoft Sentinel Responder": AzureRole("3e150937-b8fe-4cfb-8069-0eaf05ecd056", "workspace"),
     "Microsoft Sentinel Reader": AzureRole("8d289c81-5878-46d4-8554-54e1e3d8b5cb", "workspace"),
     "Log Analytics Reader": AzureRole("73c42c96-874c-492b-b04d-ab87d138a893", "workspace"),
-    "Reader": AzureRole("acdd72a7-3385-48ef-bd42-f606fba81ae7", "targets"),
-    "Network Contributor": AzureRole("4d97b98b-1d4f-4787-a291-c67834d212e7", "targets"),
-    "Virtual Machine Contributor": AzureRole("9980e02c-c2be-4d73-94e8-173b1dc7cf3c", "targets"),
-    "Storage Account Contributor": AzureRole("17d1049b-9a84-46fb-8f53-869881c3d3ab", "capture"),
+    "Riposte VM Responder": AzureRole("", "targets", "vmResponderRoleId"),
+    "Riposte Network Responder": AzureRole("", "targets", "networkResponderRoleId"),
+    "Riposte Capture Storage": AzureRole("", "capture", "captureStorageRoleId"),
 }
 
 # Where each scope key is, and which rbac module call in infra/main.bicep assigns its roles.
@@ -69,7 +75,7 @@ SCOPES: dict[str, tuple[str, str]] = {
 
 # Packet captures live on the region's Network Watcher, which Azure keeps in its own resource group: the capture
 # actions need their roles there as well as on the VM's resource group.
-NETWORK_WATCHER_ROLES = ("Reader", "Network Contributor")
+NETWORK_WATCHER_ROLES = ("Riposte Network Responder",)
 
 
 @dataclass(frozen=True)
@@ -170,8 +176,9 @@ def azure_role(name: str) -> AzureRole:
         return AZURE_ROLES[name]
     except KeyError:
         raise MissingId(
-            f"no role definition id for the Azure role {name!r}: add it to AZURE_ROLES in tools/gen_permissions.py "
-            "(from Azure's built-in roles reference) and assign it in infra/main.bicep"
+            f"no role definition for the Azure role {name!r}: add it to AZURE_ROLES in tools/gen_permissions.py "
+            "(a built-in role's id from Azure's built-in roles reference, or a custom role defined in "
+            "infra/modules/roles.bicep) and assign it in infra/main.bicep"
         ) from None
 
 
@@ -236,9 +243,14 @@ def permissions_markdown(all_needs: list[Need]) -> str:
         "",
         "## Azure roles for the actions",
         "",
-        "Every role is assigned at a resource group (or a single resource), never at the subscription.",
+        "Every role is assigned at a resource group (or a single resource), never at the subscription. The roles",
+        "named `Riposte ...` are custom roles (`infra/modules/roles.bicep`, one set per environment, named",
+        "`<role> (<environmentName>)`) that grant exactly the operations listed, and nothing else: Virtual Machine",
+        "Contributor would include Run Command (running code on every VM of the group), and Storage Account",
+        "Contributor can list the account keys. A dry run checks each operation where the action would act, not",
+        "the role's name, so an equivalent role of your own works too.",
         "",
-        "| role | role definition id | assigned at | used by | operations checked |",
+        "| role | role definition id | assigned at | used by | operations (a custom role grants exactly these) |",
         "| --- | --- | --- | --- | --- |",
     ]
     for need in all_needs:
@@ -248,7 +260,8 @@ def permissions_markdown(all_needs: list[Need]) -> str:
         where = SCOPES[role.scope][1]
         if need.name in NETWORK_WATCHER_ROLES:
             where += "; " + SCOPES["network_watcher"][1]
-        lines.append(f"| {need.name} | `{role.id}` | {where} | {_cell(need.actions)} | {_cell(need.operations)} |")
+        role_id = "custom: `infra/modules/roles.bicep`" if role.custom else f"`{role.id}`"
+        lines.append(f"| {need.name} | {role_id} | {where} | {_cell(need.actions)} | {_cell(need.operations)} |")
     lines += [
         "",
         "## Azure roles for the platform",

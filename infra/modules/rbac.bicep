@@ -1,5 +1,6 @@
-// The one place roles are assigned: built-in roles, by role definition id, to one principal at this resource group,
-// or at one storage account in it. main.bicep calls it once per scope; it never assigns at a subscription.
+// The one place roles are assigned: built-in roles and Riposte's custom roles (roles.bicep), by role definition id, to
+// one principal at this resource group, or at one storage account in it. main.bicep calls it once per scope; it never
+// assigns at a subscription.
 
 @description('Object id of the principal that gets the roles')
 param principalId string
@@ -11,7 +12,7 @@ param principalId string
 ])
 param principalType string = 'ServicePrincipal'
 
-@description('Built-in role definition ids (GUIDs), each listed with its name in main.bicep')
+@description('Role definition ids (GUIDs), each listed with its name in main.bicep')
 param roleDefinitionIds array
 
 @description('When set, the roles are scoped to this storage account of the resource group, not the whole group')

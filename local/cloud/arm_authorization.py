@@ -1,6 +1,7 @@
 """Microsoft.Authorization: the caller's effective permissions at a resource group (Permissions - List For Resource
-Group), from tenant.riposteIdentity.roleAssignments and the built-in roles' actions. Dry runs ask it whether an action's
-role is held where the action would act."""
+Group), from tenant.riposteIdentity.roleAssignments and the actions of the built-in roles or of the tenant's custom
+roles (tenant.riposteIdentity.roleDefinitions). Dry runs ask it whether each operation an action performs is allowed
+where the action would act."""
 
 from __future__ import annotations
 
@@ -63,15 +64,32 @@ BUILT_IN_ROLES: dict[str, dict[str, list[str]]] = {
 }  # fmt: skip
 
 
-def permissions_at(cloud: Cloud, subscription: str, group: str) -> list[dict[str, Any]]:
-    """The permissions of every role assigned at the group, or above it (the subscription)."""
+def role_definitions(identity: dict[str, Any]) -> dict[str, dict[str, list[str]]]:
+    """The built-in roles, and the tenant's custom roles (riposteIdentity.roleDefinitions: roleName, actions,
+    notActions), by name."""
+    custom = {
+        str(role.get("roleName")): {
+            "actions": [str(a) for a in role.get("actions") or []],
+            "notActions": [str(a) for a in role.get("notActions") or []],
+        }
+        for role in identity.get("roleDefinitions") or []
+    }
+    return {**BUILT_IN_ROLES, **custom}
+
+
+def permissions_at(cloud: Cloud, subscription: str, group: str, resource: str = "") -> list[dict[str, Any]]:
+    """The permissions of every role assigned at the group (or at `resource` in it, "namespace/type/name"), or
+    above it."""
     scope = f"/subscriptions/{subscription}/resourceGroups/{group}".lower()
+    if resource:
+        scope += f"/providers/{resource}".lower()
     identity = (cloud.doc.get("tenant") or {}).get("riposteIdentity") or {}
+    roles = role_definitions(identity)
     found = []
     for assignment in identity.get("roleAssignments") or []:
         assigned = str(assignment.get("scope", "")).lower().rstrip("/")
         if scope == assigned or scope.startswith(assigned + "/"):
-            role = BUILT_IN_ROLES.get(str(assignment.get("roleDefinitionName")))
+            role = roles.get(str(assignment.get("roleDefinitionName")))
             if role is not None:
                 found.append({**role, "dataActions": [], "notDataActions": []})
     return found
@@ -86,3 +104,18 @@ def register(router: Router, cloud: Cloud) -> None:
         if problem is not None:
             return problem
         return JSONResponse({"value": permissions_at(cloud, subscription, group)})
+
+    async def list_for_resource(request: Request, subscription: str, group: str, **path: str) -> Response:
+        problem = scope_error(cloud, subscription, group)
+        if problem is not None:
+            return problem
+        resource = f"{path['namespace']}/{path['type']}/{path['name']}"
+        return JSONResponse({"value": permissions_at(cloud, subscription, group, resource)})
+
+    # Permissions - List For Resource; the SDK leaves an empty parent resource path as "//".
+    for parent in ("/", "//"):
+        route(
+            "GET",
+            f"/subscriptions/{{subscription}}/resourceGroups/{{group}}/providers/{{namespace}}{parent}{{type}}/{{name}}"
+            "/providers/Microsoft.Authorization/permissions",
+        )(list_for_resource)

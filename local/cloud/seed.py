@@ -161,10 +161,10 @@ def _expand_tenant(doc: dict[str, Any]) -> None:
     if not isinstance(identity, dict):
         raise SeedError("tenant.riposteIdentity must be a mapping")
     # graphPermissions stays absent when absent: that turns Graph's permission checks off (graph.py).
-    for key in ("directoryRoles", "roleAssignments"):
+    for key in ("directoryRoles", "roleAssignments", "roleDefinitions"):
         if identity.get(key) is None:
             identity[key] = []
-    for key in ("graphPermissions", "directoryRoles", "roleAssignments"):
+    for key in ("graphPermissions", "directoryRoles", "roleAssignments", "roleDefinitions"):
         if key in identity and not isinstance(identity[key], list):
             raise SeedError(f"tenant.riposteIdentity.{key} must be a list")
 

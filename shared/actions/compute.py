@@ -13,13 +13,13 @@ from pydantic.alias_generators import to_camel
 
 from shared.actions.context import ActionContext
 from shared.actions.executor import ActionError
-from shared.actions.model import Outcome, Plan, Target, azure_role
+from shared.actions.model import Outcome, Plan, Target
 from shared.actions.registry import enricher, responder
+from shared.actions.roles import network, vm
 from shared.armid import ArmId, same_id
 from shared.azure.compute import VM_TYPE, power_state
 from shared.azure.errors import AzureError, NotFound
 
-VM_CONTRIBUTOR = "Virtual Machine Contributor"
 RUNNING = frozenset({"running", "starting"})
 
 
@@ -215,11 +215,14 @@ async def _nic_context(ctx: ActionContext, nic_id: str, notes: list[str]) -> tup
     "and the region's network watcher",
     params=VmParams,
     permissions=(
-        azure_role("Reader", "Microsoft.Compute/virtualMachines/read"),
-        azure_role("Reader", "Microsoft.Network/networkInterfaces/read"),
-        azure_role("Reader", "Microsoft.Network/networkWatchers/read"),
-        # Reader does not include the effective-rules action; Network Contributor does.
-        azure_role("Network Contributor", "Microsoft.Network/networkInterfaces/effectiveNetworkSecurityGroups/action"),
+        *vm("/read"),
+        *network(
+            "networkInterfaces/read",
+            "networkInterfaces/effectiveNetworkSecurityGroups/action",
+            "publicIPAddresses/read",
+            "virtualNetworks/subnets/read",
+            "networkWatchers/read",
+        ),
     ),
     target="Host",
 )
@@ -320,10 +323,7 @@ async def _restart_if_it_was_running(ctx: ActionContext, outcome: Outcome) -> di
     "compute.power_off_vm",
     summary="Power off a VM (it stays allocated); undo starts it again if it was running",
     params=VmParams,
-    permissions=(
-        azure_role(VM_CONTRIBUTOR, "Microsoft.Compute/virtualMachines/powerOff/action"),
-        azure_role(VM_CONTRIBUTOR, "Microsoft.Compute/virtualMachines/start/action"),
-    ),
+    permissions=vm("/read", "/powerOff/action", "/start/action"),
     target="Host",
     reversible=True,
     destructive=True,
@@ -343,10 +343,7 @@ class PowerOffVm(_PowerAction):
     "compute.deallocate_vm",
     summary="Deallocate a VM (stops billing for compute); undo starts it again if it was running",
     params=VmParams,
-    permissions=(
-        azure_role(VM_CONTRIBUTOR, "Microsoft.Compute/virtualMachines/deallocate/action"),
-        azure_role(VM_CONTRIBUTOR, "Microsoft.Compute/virtualMachines/start/action"),
-    ),
+    permissions=vm("/read", "/deallocate/action", "/start/action"),
     target="Host",
     reversible=True,
     destructive=True,
@@ -368,11 +365,7 @@ class DeallocateVm(_PowerAction):
     "compute.start_vm",
     summary="Start a VM; undo returns it to the recorded power state (stopped or deallocated)",
     params=VmParams,
-    permissions=(
-        azure_role(VM_CONTRIBUTOR, "Microsoft.Compute/virtualMachines/start/action"),
-        azure_role(VM_CONTRIBUTOR, "Microsoft.Compute/virtualMachines/powerOff/action"),
-        azure_role(VM_CONTRIBUTOR, "Microsoft.Compute/virtualMachines/deallocate/action"),
-    ),
+    permissions=vm("/read", "/start/action", "/powerOff/action", "/deallocate/action"),
     target="Host",
     reversible=True,
     destructive=False,

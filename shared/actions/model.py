@@ -20,18 +20,21 @@ class Permission(_Model):
     """What the identity needs: a Microsoft Graph application permission or an Azure RBAC role."""
 
     kind: Literal["graph", "azure_role"]
-    name: str  # User.EnableDisableAccount.All / Network Contributor
+    name: str  # User.EnableDisableAccount.All / Riposte Network Responder
     operation: str = (
         ""  # for Azure roles: the RBAC operation checked, e.g. Microsoft.Network/networkSecurityGroups/write
     )
+    # Where a dry run checks the operation: "" for the target's resource group, else the name of the setting that
+    # holds the ARM id of the resource it is performed on (capture_storage_account_id)
+    at_setting: str = ""
 
 
 def graph_permission(name: str) -> Permission:
     return Permission(kind="graph", name=name)
 
 
-def azure_role(name: str, operation: str) -> Permission:
-    return Permission(kind="azure_role", name=name, operation=operation)
+def azure_role(name: str, operation: str, at_setting: str = "") -> Permission:
+    return Permission(kind="azure_role", name=name, operation=operation, at_setting=at_setting)
 
 
 class Target(_Model):

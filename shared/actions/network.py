@@ -21,15 +21,14 @@ from pydantic.alias_generators import to_camel
 from shared.actions.compute import read_vm, vm_target
 from shared.actions.context import ActionContext
 from shared.actions.executor import ActionError
-from shared.actions.model import Outcome, Plan, Target, azure_role
+from shared.actions.model import Outcome, Plan, Target
 from shared.actions.registry import enricher, responder
+from shared.actions.roles import CAPTURE_STORAGE_OPERATIONS, NIC_WRITE, network, vm
 from shared.armid import ArmId, resource_id, same_id
 from shared.azure.compute import VM_TYPE, power_state
 from shared.azure.errors import AzureError, NotFound, PreconditionFailed
 from shared.azure.network import CAPTURE_TYPE, NSG_TYPE
 
-NETWORK_CONTRIBUTOR = "Network Contributor"
-VM_CONTRIBUTOR = "Virtual Machine Contributor"
 MIN_PRIORITY, MAX_PRIORITY = 100, 4096
 CONFLICT_ATTEMPTS = 5  # re-reads after losing a race to another writer before giving up
 _NAME_SAFE = re.compile(r"[^A-Za-z0-9_.-]")
@@ -200,10 +199,14 @@ async def _set_nic_nsg(ctx: ActionContext, nic_id: str, nsg_id: str | None, only
     "undo puts each NIC's previous NSG back (or none) and deletes the isolation NSG",
     params=IsolateParams,
     permissions=(
-        azure_role(NETWORK_CONTRIBUTOR, "Microsoft.Network/networkSecurityGroups/write"),
-        azure_role(NETWORK_CONTRIBUTOR, "Microsoft.Network/networkSecurityGroups/join/action"),
-        azure_role(NETWORK_CONTRIBUTOR, "Microsoft.Network/networkInterfaces/write"),
-        azure_role(NETWORK_CONTRIBUTOR, "Microsoft.Network/networkSecurityGroups/delete"),
+        *vm("/read"),
+        *network(
+            "networkSecurityGroups/read",
+            "networkSecurityGroups/write",
+            "networkSecurityGroups/join/action",
+            "networkSecurityGroups/delete",
+        ),
+        *NIC_WRITE,
     ),
     target="Host",
     reversible=True,
@@ -390,9 +393,10 @@ def _find_rule(nsg: dict[str, Any], name: str) -> dict[str, Any] | None:
     summary="Deny inbound traffic from an IP with a rule named after it, at the first free priority of each "
     "configured NSG; undo removes the rule",
     params=BlockIpParams,
-    permissions=(
-        azure_role(NETWORK_CONTRIBUTOR, "Microsoft.Network/networkSecurityGroups/securityRules/write"),
-        azure_role(NETWORK_CONTRIBUTOR, "Microsoft.Network/networkSecurityGroups/securityRules/delete"),
+    permissions=network(
+        "networkSecurityGroups/read",
+        "networkSecurityGroups/securityRules/write",
+        "networkSecurityGroups/securityRules/delete",
     ),
     target="Ip",
     reversible=True,
@@ -574,11 +578,17 @@ async def _capture_status(ctx: ActionContext, capture_id: str) -> CaptureStatus:
 
 
 CAPTURE_PERMISSIONS = (
-    azure_role(NETWORK_CONTRIBUTOR, "Microsoft.Network/networkWatchers/packetCaptures/write"),
-    azure_role(NETWORK_CONTRIBUTOR, "Microsoft.Network/networkWatchers/packetCaptures/stop/action"),
-    # Network Watcher installs its VM extension if missing and writes the file with a SAS on the storage account.
-    azure_role(VM_CONTRIBUTOR, "Microsoft.Compute/virtualMachines/extensions/write"),
-    azure_role("Storage Account Contributor", "Microsoft.Storage/storageAccounts/listServiceSas/action"),
+    *vm("/read"),
+    *network(
+        "networkWatchers/read",
+        "networkWatchers/packetCaptures/read",
+        "networkWatchers/packetCaptures/write",
+        "networkWatchers/packetCaptures/queryStatus/action",
+        "networkWatchers/packetCaptures/stop/action",
+    ),
+    # Network Watcher installs its VM extension if it is missing, on the caller's authority.
+    *vm("/extensions/read", "/extensions/write"),
+    *CAPTURE_STORAGE_OPERATIONS,
 )
 
 
@@ -685,7 +695,11 @@ class CaptureParams(_Model):
     "network.stop_packet_capture",
     summary="Stop a running packet capture; the file written so far stays in storage",
     params=CaptureParams,
-    permissions=(azure_role(NETWORK_CONTRIBUTOR, "Microsoft.Network/networkWatchers/packetCaptures/stop/action"),),
+    permissions=network(
+        "networkWatchers/packetCaptures/read",
+        "networkWatchers/packetCaptures/queryStatus/action",
+        "networkWatchers/packetCaptures/stop/action",
+    ),
     target="Host",
     reversible=False,
     destructive=False,
@@ -719,9 +733,9 @@ class StopPacketCapture:
     "network.get_packet_capture",
     summary="A packet capture's status (Running, Stopped...) and file location: poll it to learn when it is done",
     params=CaptureParams,
-    permissions=(
-        azure_role("Reader", "Microsoft.Network/networkWatchers/packetCaptures/read"),
-        azure_role(NETWORK_CONTRIBUTOR, "Microsoft.Network/networkWatchers/packetCaptures/queryStatus/action"),
+    permissions=network(
+        "networkWatchers/packetCaptures/read",
+        "networkWatchers/packetCaptures/queryStatus/action",
     ),
     target="Host",
 )

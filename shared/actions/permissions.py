@@ -55,16 +55,29 @@ class IdentityPermissions:
             detail = "granted to the identity" if held else "not granted: see docs/permissions.md"
             return PermissionCheck(permission=permission, held=held, detail=detail)
         try:
-            scope = ArmId.parse(target.id)
+            scope = ArmId.parse(self._scope_id(permission, target))
         except ValueError:
             return PermissionCheck(permission=permission, held=None, detail="the target has no Azure scope")
-        found = await self._permissions(scope)
+        found = await self._permissions(scope, on_resource=bool(permission.at_setting))
         if found is None:
             return PermissionCheck(permission=permission, held=None, detail="permissions could not be read")
+        # The operation decides, never the role's name: a custom or an operator's own role holding it is as good.
         held = allows(found, permission.operation)
         where = f"resource group {scope.resource_group}"
-        detail = f"{permission.operation} allowed in {where}" if held else f"{permission.name} missing in {where}"
+        if permission.at_setting:
+            where = f"{scope.type.rsplit('/', 1)[-1]} {scope.name}"
+        detail = (
+            f"{permission.operation} allowed in {where}"
+            if held
+            else f"{permission.operation} not allowed in {where} (see {permission.name} in docs/permissions.md)"
+        )
         return PermissionCheck(permission=permission, held=held, detail=detail)
+
+    def _scope_id(self, permission: Permission, target: Target) -> str:
+        """Where the operation is performed: the target, or the resource a setting names (the capture account)."""
+        if permission.at_setting:
+            return str(getattr(self.azure.settings, permission.at_setting, None) or "")
+        return target.id
 
     async def _roles(self) -> set[str] | None:
         if not self._graph_checked:
@@ -76,11 +89,14 @@ class IdentityPermissions:
                 self._graph_roles = None
         return self._graph_roles
 
-    async def _permissions(self, scope: ArmId) -> list[dict[str, list[str]]] | None:
-        key = f"{scope.subscription}/{scope.resource_group}".lower()  # per resource group
+    async def _permissions(self, scope: ArmId, on_resource: bool = False) -> list[dict[str, list[str]]] | None:
+        # per resource group; per resource for a resource a setting names (assigned on the resource itself)
+        key = str(scope).lower() if on_resource else f"{scope.subscription}/{scope.resource_group}".lower()
         if key not in self._scopes:
+            authorization = self.azure.authorization
             try:
-                self._scopes[key] = await self.azure.authorization.permissions_at(str(scope))
+                read = authorization.permissions_on if on_resource else authorization.permissions_at
+                self._scopes[key] = await read(str(scope))
             except Exception:
                 self._scopes[key] = None
         return self._scopes[key]

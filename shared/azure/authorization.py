@@ -1,5 +1,6 @@
 """Azure RBAC: what Riposte's identity may do at a scope (azure-mgmt-authorization, Permissions - List For Resource
-Group). Dry runs use it to say whether an action's role is held where the action would act."""
+Group and List For Resource). Dry runs use it to say whether each operation an action performs is allowed where the
+action would perform it."""
 
 from __future__ import annotations
 
@@ -30,6 +31,22 @@ class AuthorizationAdapter:
         client = self._clients.get(arm_id.subscription)
         try:
             found = [p async for p in client.permissions.list_for_resource_group(arm_id.resource_group)]
+        except Exception as error:
+            raise from_sdk("authorization", error) from error
+        return [{"actions": list(p.actions or []), "notActions": list(p.not_actions or [])} for p in found]
+
+    async def permissions_on(self, resource_id: str) -> list[dict[str, list[str]]]:
+        """The caller's effective permissions on one top-level resource (a storage account), assignments made on
+        the resource itself included (Permissions - List For Resource)."""
+        arm_id = ArmId.parse(resource_id)
+        if len(arm_id.types) != 1 or arm_id.scope is not None:
+            raise ValueError(f"not the id of a top-level resource: {resource_id}")
+        client = self._clients.get(arm_id.subscription)
+        try:
+            listing = client.permissions.list_for_resource(
+                arm_id.resource_group, arm_id.namespace, "", arm_id.types[0], arm_id.names[0]
+            )
+            found = [p async for p in listing]
         except Exception as error:
             raise from_sdk("authorization", error) from error
         return [{"actions": list(p.actions or []), "notActions": list(p.not_actions or [])} for p in found]

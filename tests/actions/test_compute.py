@@ -179,7 +179,7 @@ async def test_power_actions_in_dry_run_write_nothing(cloud, make_context):
         outcome = await executor.respond(ctx, action, {"vm": VM_DEV}, key=action)
         assert outcome.status is Status.DRY_RUN
         assert outcome.prior == {"powerState": "running"}
-        assert any(p.permission.name == "Virtual Machine Contributor" for p in outcome.permissions)
+        assert any(p.permission.name == "Riposte VM Responder" for p in outcome.permissions)
     assert arm_writes(cloud) == []
     assert power(cloud, VM_DEV) == "running"
 

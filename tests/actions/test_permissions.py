@@ -61,3 +61,69 @@ def test_rbac_matching_and_token_roles() -> None:
     assert allows(responder, "Microsoft.SecurityInsights/incidents/comments/write")
     assert not allows(responder, "Microsoft.SecurityInsights/incidents/delete")
     assert token_roles("not-a-jwt") is None
+
+
+def _identity(cloud: CloudHandle) -> tuple[dict, dict]:
+    doc = cloud.tenant()
+    return doc, doc["tenant"]["riposteIdentity"]
+
+
+async def test_dry_run_checks_the_operations_so_any_role_holding_them_will_do(
+    make_context: ContextFactory, cloud: CloudHandle
+):
+    # The operator's own role, under another name, with the same operations as Riposte's custom roles
+    doc, identity = _identity(cloud)
+    for role in identity["roleDefinitions"]:
+        role["roleName"] = role["roleName"].replace("Riposte", "Contoso SecOps")
+    for assignment in identity["roleAssignments"]:
+        assignment["roleDefinitionName"] = assignment["roleDefinitionName"].replace("Riposte", "Contoso SecOps")
+    cloud.admin.put("/tenant", json=doc).raise_for_status()
+    ctx = make_context(dry_run=True)
+    ctx.permissions = IdentityPermissions(ctx.azure)
+    for action, params in (
+        ("network.isolate_vm", {"vm": VM_WEB}),
+        ("compute.power_off_vm", {"vm": VM_DEV}),
+        ("network.start_packet_capture", {"vm": VM_WEB}),
+    ):
+        outcome = await executor.respond(ctx, action, params, key=f"perm-own-{action}")
+        assert outcome.status is Status.DRY_RUN, outcome.reason
+        assert outcome.permissions and all(c.held is True for c in outcome.permissions), outcome.permissions
+    assert cloud.changes() == []
+
+
+async def test_capture_storage_is_checked_on_the_storage_account_where_it_is_assigned(
+    make_context: ContextFactory, cloud: CloudHandle
+):
+    ctx = make_context(dry_run=True)
+    ctx.permissions = IdentityPermissions(ctx.azure)
+    outcome = await executor.respond(ctx, "network.start_packet_capture", {"vm": VM_WEB}, key="perm-capture")
+    storage = [c for c in outcome.permissions if c.permission.operation.startswith("Microsoft.Storage/")]
+    assert {c.permission.operation for c in storage} == {
+        "Microsoft.Storage/storageAccounts/read",
+        "Microsoft.Storage/storageAccounts/blobServices/generateUserDelegationKey/action",
+    }
+    assert all(c.held is True and "stcontosocaptures" in c.detail for c in storage), storage
+    # without the assignment on the account, the key operation is not allowed there (rg-soc's readers still read it)
+    doc, identity = _identity(cloud)
+    identity["roleAssignments"] = [a for a in identity["roleAssignments"] if "Capture" not in a["roleDefinitionName"]]
+    cloud.admin.put("/tenant", json=doc).raise_for_status()
+    ctx.permissions = IdentityPermissions(ctx.azure)
+    outcome = await executor.respond(ctx, "network.start_packet_capture", {"vm": VM_WEB}, key="perm-capture-2")
+    [delegation] = [
+        c for c in outcome.permissions if c.permission.operation.endswith("generateUserDelegationKey/action")
+    ]
+    assert delegation.held is False and "not allowed in storageAccounts stcontosocaptures" in delegation.detail
+
+
+async def test_an_operation_missing_from_a_custom_role_is_named(make_context: ContextFactory, cloud: CloudHandle):
+    doc, identity = _identity(cloud)
+    network = next(r for r in identity["roleDefinitions"] if r["roleName"].startswith("Riposte Network Responder"))
+    network["actions"].remove("Microsoft.Network/virtualNetworks/subnets/join/action")
+    cloud.admin.put("/tenant", json=doc).raise_for_status()
+    ctx = make_context(dry_run=True)
+    ctx.permissions = IdentityPermissions(ctx.azure)
+    outcome = await executor.respond(ctx, "network.isolate_vm", {"vm": VM_WEB}, key="perm-missing-op")
+    missing = [c for c in outcome.permissions if c.held is False]
+    assert [c.permission.operation for c in missing] == ["Microsoft.Network/virtualNetworks/subnets/join/action"]
+    assert "subnets/join/action not allowed in resource group rg-prod-web" in missing[0].detail
+    assert all(c.held is True for c in outcome.permissions if c not in missing)

@@ -35,22 +35,47 @@ PUBLISHED_ROLE_IDS = {
     "Microsoft Sentinel Reader": "8d289c81-5878-46d4-8554-54e1e3d8b5cb",
     "Microsoft Sentinel Automation Contributor": "f4c81013-99ee-4d62-a7ee-b3f1f648599a",
     "Log Analytics Reader": "73c42c96-874c-492b-b04d-ab87d138a893",
-    "Reader": "acdd72a7-3385-48ef-bd42-f606fba81ae7",
-    "Network Contributor": "4d97b98b-1d4f-4787-a291-c67834d212e7",
-    "Virtual Machine Contributor": "9980e02c-c2be-4d73-94e8-173b1dc7cf3c",
-    "Storage Account Contributor": "17d1049b-9a84-46fb-8f53-869881c3d3ab",
     "Storage Blob Data Owner": "b7e6dc6d-f1e8-4753-8033-0f276bb0955b",
     "Storage Queue Data Contributor": "974c5e8b-45b9-4653-ba55-5f855dd0fb88",
     "Storage Table Data Contributor": "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3",
     "Monitoring Metrics Publisher": "3913510d-42f4-4e42-8a64-420c390055eb",
 }
 
+# Built-in roles Riposte's identity must never hold: each can do far more than any action needs.
+TOO_BROAD = {
+    "Virtual Machine Contributor": "9980e02c-c2be-4d73-94e8-173b1dc7cf3c",  # Run Command: code on every VM
+    "Storage Account Contributor": "17d1049b-9a84-46fb-8f53-869881c3d3ab",  # lists the account keys
+    "Network Contributor": "4d97b98b-1d4f-4787-a291-c67834d212e7",  # every network resource of the group
+    "Contributor": "b24988ac-6180-42a0-ab88-20f7382dd24c",
+    "Owner": "8e3af657-a8ff-443c-a75c-2fe8c4bcb635",
+}
+
 MAIN = bicep.read("main.bicep")
+ROLES = bicep.read("modules/roles.bicep")
 RBAC_CALLS = bicep.modules(MAIN, "modules/rbac.bicep")
 
 
 def role_ids_in(call: str) -> list[str]:
-    return re.findall(rf"'({bicep.GUID})'", bicep.declaration(call, r".*roleDefinitionIds:"))
+    """The built-in role ids (GUID literals) and custom role outputs (roles.outputs.NAME) a call assigns."""
+    listed = bicep.declaration(call, r".*roleDefinitionIds:")
+    return re.findall(rf"'({bicep.GUID})'", listed) + re.findall(r"roles\.outputs\.(\w+)", listed)
+
+
+def role_key(role: gen.AzureRole) -> str:
+    return role.output if role.custom else role.id
+
+
+def custom_role_actions() -> dict[str, list[str]]:
+    """Each custom role of infra/modules/roles.bicep by its output name, with the actions it grants."""
+    found: dict[str, list[str]] = {}
+    for output, resource in re.findall(r"^output (\w+) string = (\w+)\.name$", ROLES, re.M):
+        body = bicep.strip_comments(bicep.declaration(ROLES, rf"resource {resource} "))
+        actions_var = re.search(r"actions:\s*(\w+)", body)
+        assert actions_var is not None, f"{resource} lists no actions variable"
+        assert re.search(r"notActions:\s*\[\]", body) and "dataActions" not in body
+        listed = bicep.declaration(ROLES, rf"var {actions_var.group(1)} =")
+        found[output] = re.findall(r"'([^']+)'", bicep.strip_comments(listed))
+    return found
 
 
 def test_the_rbac_module_calls_are_found() -> None:
@@ -60,11 +85,47 @@ def test_the_rbac_module_calls_are_found() -> None:
 @pytest.mark.parametrize("need", [n for n in gen.needs() if n.kind == "azure_role"], ids=lambda n: n.name)
 def test_every_azure_role_an_action_declares_is_assigned_where_it_acts(need: gen.Need) -> None:
     role = gen.azure_role(need.name)
-    assert role.id == PUBLISHED_ROLE_IDS[need.name]
+    if not role.custom:
+        assert role.id == PUBLISHED_ROLE_IDS[need.name]
     call = SCOPE_CALLS[role.scope]
-    assert role.id in role_ids_in(RBAC_CALLS[call]), f"{need.name} ({role.id}) is not assigned by {call}"
+    assert role_key(role) in role_ids_in(RBAC_CALLS[call]), f"{need.name} ({role_key(role)}) is not assigned by {call}"
     if need.name in gen.NETWORK_WATCHER_ROLES:
-        assert role.id in role_ids_in(RBAC_CALLS["networkWatcherRoles"])
+        assert role_key(role) in role_ids_in(RBAC_CALLS["networkWatcherRoles"])
+
+
+@pytest.mark.parametrize("need", [n for n in gen.needs() if n.kind == "azure_role"], ids=lambda n: n.name)
+def test_each_custom_role_grants_exactly_the_operations_its_actions_declare(need: gen.Need) -> None:
+    role = gen.azure_role(need.name)
+    if not role.custom:
+        pytest.skip("a built-in role")
+    granted = custom_role_actions()[role.output]
+    assert len(granted) == len(set(granted)), "an action is listed twice"
+    # case as Microsoft writes it; RBAC compares without case, so the test does too
+    assert {a.lower() for a in granted} == {op.lower() for op in need.operations}
+    assert not [a for a in granted if "*" in a], "a custom role lists operations, never wildcards"
+    assert re.search(rf"roleName: '{re.escape(need.name)} \(\$\{{environmentName\}}\)'", ROLES)
+
+
+def test_no_run_command_no_storage_keys_and_no_broad_built_in_role() -> None:
+    every = [a.lower() for actions in custom_role_actions().values() for a in actions]
+    assert every, "no custom role found: the scan is broken"
+    forbidden = ("runcommand", "listkeys", "listservicesas", "listaccountsas", "regeneratekey")
+    assert not [a for a in every if any(word in a for word in forbidden)]
+    for name, role_id in TOO_BROAD.items():
+        assert role_id not in MAIN, f"main.bicep assigns {name}"
+
+
+def test_custom_roles_are_assignable_only_where_they_are_assigned() -> None:
+    assert re.search(r"^targetScope = 'subscription'$", ROLES, re.M)
+    call = bicep.modules(MAIN, "modules/roles.bicep")["roles"]
+    assert "assignableScopes: empty(customRoleScopes) ? [rg.id] : customRoleScopes" in call
+    scopes = re.search(r"^var customRoleScopes = union\((.+)\)$", MAIN, re.M)
+    assert scopes is not None and scopes.group(1).split(", ") == [
+        "targetGroupIds",
+        "watcherGroupIds",
+        "captureGroupIds",
+    ]
+    assert "subscription().id]" not in MAIN.replace(" ", "")  # never the whole subscription
 
 
 SCOPE_CALLS = {key: call for key, (call, _) in gen.SCOPES.items()}
@@ -79,9 +140,11 @@ def test_platform_roles_are_assigned(platform: gen.PlatformRole) -> None:
 def test_each_role_id_in_main_is_labelled_with_its_own_name() -> None:
     # `'<id>' // <name>`: a wrong id under a right-looking name would grant something else.
     labelled = re.findall(rf"'({bicep.GUID})'\s*//\s*(.+)", MAIN)
-    assert len(labelled) >= 14
+    assert len(labelled) >= 8
     for role_id, name in labelled:
         assert PUBLISHED_ROLE_IDS.get(name.strip()) == role_id, f"{role_id} is labelled {name!r}"
+    for output, name in re.findall(r"roles\.outputs\.(\w+)\s*//\s*(.+)", MAIN):
+        assert gen.AZURE_ROLES[name.strip()].output == output, f"{output} is labelled {name!r}"
 
 
 def test_roles_are_assigned_at_resource_groups_or_resources_only() -> None:
@@ -166,8 +229,14 @@ def test_the_permissions_table_lists_every_action_and_every_role_with_its_id() -
     doc = gen.PERMISSIONS_DOC.read_text()
     for name in catalogue():
         assert f"| `{name}` |" in doc
-    for role_id in PUBLISHED_ROLE_IDS.values():
-        assert f"`{role_id}`" in doc
+    for name, role_id in PUBLISHED_ROLE_IDS.items():
+        if name in {r for r, role in gen.AZURE_ROLES.items() if not role.custom} or name in {
+            p.name for p in gen.PLATFORM_ROLES
+        }:
+            assert f"`{role_id}`" in doc
+    for name, role in gen.AZURE_ROLES.items():
+        if role.custom:
+            assert f"| {name} | custom: `infra/modules/roles.bicep` |" in doc
 
 
 # --- the grant script, run for real against a stand-in Azure CLI ---------------------------------------------------
@@ -249,3 +318,16 @@ def test_the_grant_script_refuses_a_principal_that_is_not_an_object_id(fake_az: 
     assert result.returncode == 2
     assert "PRINCIPAL_OBJECT_ID" in result.stdout
     assert json.loads(state.read_text())["calls"] == []
+
+
+def test_the_demo_tenant_holds_the_custom_roles_as_the_bicep_defines_them() -> None:
+    """The emulated cloud answers dry runs from the demo tenant: its custom roles must be the deployed ones."""
+    import yaml
+
+    identity = yaml.safe_load((bicep.ROOT / "local/cloud/tenants/demo.yaml").read_text())["tenant"]["riposteIdentity"]
+    defined = {d["roleName"]: d["actions"] for d in identity["roleDefinitions"]}
+    for name, role in gen.AZURE_ROLES.items():
+        if role.custom:
+            assert defined[f"{name} (demo)"] == custom_role_actions()[role.output], name
+    assigned = {a["roleDefinitionName"] for a in identity["roleAssignments"]}
+    assert not assigned & set(TOO_BROAD), "the demo identity holds a broad built-in role"
