@@ -3,6 +3,8 @@ Azure roles from the effective permissions at the target's resource group (the e
 
 from __future__ import annotations
 
+from typing import Any
+
 from shared.actions import executor
 from shared.actions.model import Status
 from shared.actions.permissions import IdentityPermissions, allows, token_roles
@@ -63,7 +65,7 @@ def test_rbac_matching_and_token_roles() -> None:
     assert token_roles("not-a-jwt") is None
 
 
-def _identity(cloud: CloudHandle) -> tuple[dict, dict]:
+def _identity(cloud: CloudHandle) -> tuple[dict[str, Any], dict[str, Any]]:
     doc = cloud.tenant()
     return doc, doc["tenant"]["riposteIdentity"]
 
