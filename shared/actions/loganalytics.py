@@ -27,7 +27,7 @@ from shared.kql import NamedQuery, load_queries
 LOG_ANALYTICS_READER: tuple[Permission, ...] = (
     azure_role("Log Analytics Reader", "Microsoft.OperationalInsights/workspaces/query/read"),
 )
-_LOOKBACK = re.compile(r"^(\d{1,6})(d|h|m|s|ms)$")
+_LOOKBACK = re.compile(r"^([0-9]{1,6})(d|h|m|s|ms)\Z")  # [0-9]: \d takes any script's digits
 _UNIT_SECONDS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
 
 

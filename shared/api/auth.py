@@ -312,6 +312,9 @@ def validate_token(token: str, settings: Settings, keys: SigningKeys | None = No
         header = jwt.get_unverified_header(token)
     except jwt.exceptions.DecodeError:
         raise _invalid("The bearer token is not a JWT.") from None
+    except jwt.exceptions.InvalidTokenError:  # PyJWT checks kid and crit while reading the header
+        # Not echoed: PyJWT's message quotes the header, which is the caller's text.
+        raise _invalid("The token's header is not valid: a kid that is not a string, or an unsupported crit.") from None
     algorithm = header.get("alg")
     if algorithm not in settings.auth_algorithms:
         accepted = ", ".join(settings.auth_algorithms)

@@ -11,8 +11,12 @@ from shared.intake import IntakeError
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> func.HttpResponse:
+    try:
+        encoded = json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: intake refuses them, but a response must never fail on one
+        encoded = json.dumps(body).encode("ascii")
     return func.HttpResponse(
-        json.dumps(body, ensure_ascii=False),
+        encoded,
         status_code=status,
         mimetype="application/json",
         headers=headers,

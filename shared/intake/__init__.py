@@ -1,6 +1,6 @@
 """Intake: every payload dialect into one canonical `Incident`. Pure functions, no I/O."""
 
-from shared.intake.body import decode_json_body
+from shared.intake.body import check_json_value, decode_json_body
 from shared.intake.dialects import detect, normalise
 from shared.intake.errors import IntakeError
 from shared.intake.events import Delivery, parse_delivery
@@ -13,6 +13,7 @@ __all__ = [
     "Incident",
     "IntakeError",
     "Severity",
+    "check_json_value",
     "decode_json_body",
     "detect",
     "normalise",

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from shared.intake.errors import IntakeError
 
-_FRACTION = re.compile(r"\.(\d+)")
+_FRACTION = re.compile(r"\.([0-9]+)")
 
 
 def parse_timestamp(value: str) -> datetime:

@@ -36,7 +36,7 @@ _UPN = re.compile(r"^[\w.'!#^~+-]{1,113}@[\w-]+(\.[\w-]+)+$", re.UNICODE)
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,62}))*\.?$")
 _HASH = re.compile(r"^([0-9a-fA-F]{32}|[0-9a-fA-F]{40}|[0-9a-fA-F]{64})$")  # MD5, SHA1, SHA256
-_TIMESPAN = re.compile(r"^\d{1,6}(d|h|m|s|ms)$")
+_TIMESPAN = re.compile(r"^[0-9]{1,6}(d|h|m|s|ms)\Z")  # [0-9]: \d takes any script's digits
 _MAX_TEXT = 4096
 _ESCAPES = {"\\": "\\\\", "'": "\\'", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 

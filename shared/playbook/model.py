@@ -21,10 +21,10 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-STEP_ID = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
-OBJECT_ID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+STEP_ID = re.compile(r"^[a-z][a-z0-9_]{0,39}\Z")
+OBJECT_ID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z")
 MAX_APPROVER_GROUPS = 20
-DURATION = re.compile(r"^(\d+)(s|m|h|d)$")
+DURATION = re.compile(r"^([0-9]+)(s|m|h|d)\Z")  # [0-9]: \d takes any script's digits
 ENTITY_KINDS = (
     "Account", "Host", "Ip", "AzureResource", "File", "FileHash", "Url", "DnsResolution", "Process", "MailMessage",
     "Mailbox", "CloudApplication", "SecurityGroup", "RegistryKey", "RegistryValue", "Malware", "IoTDevice",

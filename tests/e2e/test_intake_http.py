@@ -125,6 +125,20 @@ def test_cloudevents_preflight(client: httpx.Client) -> None:
     assert_error(client.options("/api/events"), 400, "MissingHeader", "WebHook-Request-Origin")
 
 
+@pytest.mark.parametrize(
+    "origin", ["attacker.example", "eventgrid.azure.net.attacker.example", "x.eventgrid.azure.net", "*"]
+)
+def test_cloudevents_preflight_allows_event_grid_only(client: httpx.Client, origin: str) -> None:
+    response = client.options("/api/events", headers={"WebHook-Request-Origin": origin})
+    assert_error(response, 403, "OriginNotAllowed", "WebHook-Request-Origin")
+    assert (
+        "webhook-allowed-origin" not in response.headers
+        and "eventgrid.azure.net" in response.json()["error"]["message"]
+    )
+    same = client.options("/api/events", headers={"WebHook-Request-Origin": "EventGrid.Azure.NET"})
+    assert same.status_code == 200 and same.headers["webhook-allowed-origin"] == "eventgrid.azure.net"
+
+
 def test_native_event_grid_trigger(client: httpx.Client) -> None:
     webhook = "/runtime/webhooks/eventgrid"
     validation = (PUBLISHED / "eventgrid/subscription_validation_event.json").read_bytes()

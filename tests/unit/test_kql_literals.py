@@ -166,6 +166,7 @@ def test_typed_values_are_validated_and_normalised(kind: str, value: object, exp
         ("hash", "md5:d41d8cd98f00b204e9800998ecf8427e"),
         ("timespan", "7d) or (1==1"),
         ("timespan", "7 days"),
+        ("timespan", "\N{ARABIC-INDIC DIGIT SEVEN}d"),  # \d would take it; Kusto would not
         ("int", "42"),
         ("int", True),
         ("text", 42),

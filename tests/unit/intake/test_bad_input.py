@@ -7,7 +7,7 @@ import json
 import pytest
 
 from shared.intake import IntakeError, decode_json_body, normalise, parse_delivery
-from shared.intake.body import json_depth
+from shared.intake.body import check_json_value
 from tests.unit.intake.cases import account_trigger
 
 MIB = 1 << 20
@@ -51,7 +51,45 @@ def test_depth_is_measured_without_recursion() -> None:
         child: list[object] = []
         node.append(child)
         node = child
-    assert json_depth(deep) == 10_001
+    check_json_value(deep, max_depth=10_001)
+    with pytest.raises(IntakeError) as caught:
+        check_json_value(deep, max_depth=10_000)
+    assert caught.value.code == "JsonTooDeep"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"[1" + b"0" * 4300 + b"]", b'{"n": -' + b"9" * 5000 + b"}", b"[NaN]", b"[Infinity]", b"[-Infinity]", b"[1e999]"],
+    ids=["4301 digits", "5000 digits", "NaN", "Infinity", "-Infinity", "1e999"],
+)
+def test_numbers_out_of_range_are_refused(body: bytes) -> None:
+    with pytest.raises(IntakeError) as caught:
+        decode(body)
+    assert (caught.value.status, caught.value.code, caught.value.target) == (400, "InvalidNumber", "body")
+
+
+def test_largest_numbers_in_range_are_accepted() -> None:
+    assert decode(b"[1" + b"0" * 4299 + b", 1.7e308]") == [10**4299, 1.7e308]
+
+
+@pytest.mark.parametrize(
+    ("body", "target"),
+    [
+        (b'{"a": "x\\ud800y"}', "a"),
+        (b'{"a": [1, {"b": "\\udfff"}]}', "a[1].b"),
+        (b'{"k\\udc00": 1}', "k\N{REPLACEMENT CHARACTER}"),
+        (b'"\\ud800"', "body"),
+    ],
+)
+def test_lone_surrogates_are_refused_naming_where(body: bytes, target: str) -> None:
+    with pytest.raises(IntakeError) as caught:
+        decode(body)
+    assert (caught.value.status, caught.value.code, caught.value.target) == (400, "InvalidString", target)
+    caught.value.message.encode()  # the error itself is sendable as UTF-8
+
+
+def test_surrogate_pairs_are_text() -> None:
+    assert decode(b'{"a": "\\ud83d\\ude00"}') == {"a": "\N{GRINNING FACE}"}
 
 
 def test_missing_required_field_names_it() -> None:

@@ -48,6 +48,7 @@ def test_test_and_bench_playbooks_validate() -> None:
             "cycle",
         ),
         ("name: ok-name\nactions: [{id: a, uses: entra.disable_user, timeout: soon}]\n", "not a duration"),
+        ("name: ok-name\nactions: [{id: a, uses: entra.disable_user, timeout: \u0663m}]\n", "not a duration"),
         ("name: ok-name\nactions: [{id: a, uses: entra.disable_user, for_each: Robot}]\n", "for_each must be one of"),
         ("name: ok-name\nmatch: {title: '(unclosed'}\nactions: [{id: a, uses: entra.disable_user}]\n", "title"),
         ("name: ok-name\nsurprise: true\n", "surprise"),
