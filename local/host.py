@@ -150,7 +150,7 @@ class FunctionsHost:
         body = await _read_body(request)
         try:
             events = json.loads(body or b"")
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser's stack
             return _error(400, "InvalidJson", "The body is not valid JSON.", "body")
         if isinstance(events, dict):
             events = [events]  # a single CloudEvent in structured mode
@@ -158,13 +158,17 @@ class FunctionsHost:
             return _error(400, "InvalidEvents", "Expected a JSON array of events.", "body")
         event_type = request.headers.get("aeg-event-type", "Notification")
         if event_type == "SubscriptionValidation" or any(e.get("eventType") == VALIDATION_EVENT for e in events):
-            code = (events[0].get("data") or {}).get("validationCode") if events else None
-            if not code:
+            data = events[0].get("data") if events else None
+            code = data.get("validationCode") if isinstance(data, dict) else None
+            if not isinstance(code, str) or not code:
                 return _error(400, "MissingValidationCode", "The validation event has no data.validationCode.")
             return JSONResponse({"validationResponse": code})
         converter = meta.get_binding_registry().get("eventGridTrigger")  # type: ignore[no-untyped-call]
         for event in events:
-            decoded = converter.decode(meta.Datum(json.dumps(event), "json"), trigger_metadata={})
+            try:
+                decoded = converter.decode(meta.Datum(json.dumps(event), "json"), trigger_metadata={})
+            except (KeyError, TypeError, ValueError):
+                return _error(400, "InvalidEvent", "An event is not an Event Grid event the binding can read.", "body")
             try:
                 await self.invoke(function.call, **{function.arg_name: decoded})
             except Exception:
