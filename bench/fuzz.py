@@ -59,16 +59,16 @@ def count_persisted(storage_connection: str) -> Persisted:
     from azure.core.exceptions import ResourceNotFoundError
     from azure.data.tables import TableClient
 
-    def keys(table_name: str, query: str | None) -> list[str]:
+    def keys(table_name: str, query: str) -> list[str]:
         with TableClient.from_connection_string(storage_connection, table_name) as table:
-            rows = table.query_entities(query, select=["PartitionKey"]) if query else table.list_entities()
             try:
-                return [str(row["PartitionKey"]) for row in rows]
+                return [str(row["PartitionKey"]) for row in table.query_entities(query, select=["PartitionKey"])]
             except ResourceNotFoundError:
                 return []
 
     runs = keys("RiposteRuns", "RowKey eq 'run'")
-    return Persisted(runs=len(runs), deliveries=len(keys("RiposteDedup", None)), run_ids=frozenset(runs))
+    deliveries = keys("RiposteDedup", "RowKey eq 'delivery'")
+    return Persisted(runs=len(runs), deliveries=len(deliveries), run_ids=frozenset(runs))
 
 
 # --- requests and results ----------------------------------------------------------------------------------------
@@ -163,6 +163,17 @@ def tokens(token_factory: TokenFactory) -> dict[str, str]:
         "huge": "eyJ" + "A" * 20_000,
     }
     return {"valid": valid, **minted, **forged}
+
+
+def admin_token_factory(admin: httpx.Client) -> TokenFactory:
+    """Tokens from the emulated Entra ID, given a client of its /_admin API (bench/harness.py: Stack.admin())."""
+
+    def mint(**spec: Any) -> str:
+        response = admin.post("/tokens", json=spec)
+        response.raise_for_status()
+        return str(response.json()["access_token"])
+
+    return mint
 
 
 # --- the drill -----------------------------------------------------------------------------------------------------
@@ -321,19 +332,12 @@ def main() -> None:
     from harness import FUNCTION_KEY, dump, stack
 
     with stack(workers=0) as running, running.admin() as admin:
-
-        def token_factory(**spec: Any) -> str:
-            response = admin.post("/tokens", json=spec)
-            response.raise_for_status()
-            return str(response.json()["access_token"])
-
-        connection = running.env["AzureWebJobsStorage"]
         result = fuzz(
             running.host_url,
             FUNCTION_KEY,
-            token_factory,
+            admin_token_factory(admin),
             args.count,
-            storage_connection=connection,
+            storage_connection=running.env["AzureWebJobsStorage"],
             seed=args.seed,
             concurrency=args.concurrency,
         )
