@@ -17,9 +17,8 @@ ROOT = Path(__file__).resolve().parents[2]
 # made-up paths on purpose.
 NOT_SCANNED = ("tests/fixtures/", "tests/unit/test_citations.py", "tests/unit/test_repo_hygiene.py")
 NOT_TEXT = {".png", ".jpg", ".ico", ".gz", ".zip"}
-# Cited on purpose though absent: the reader's own playbook in an example, and the intake fuzzer that
-# bench/reliability.py runs when it is there (issue 10: landing from the intake work; drop it here once it has).
-EXAMPLES = {"playbooks/my-playbook.yaml", "bench/fuzz.py"}
+# Cited on purpose though absent: the reader's own playbook in an example.
+EXAMPLES = {"playbooks/my-playbook.yaml"}
 
 _URL = re.compile(r"[a-z][a-z0-9+.-]*://\S+")
 _PATH = re.compile(r"(?<![\w./@$%~:<>{}-])((?:\.\.?/)*[\w.-]+(?:/[\w.*-]+)*/?)(?:#([\w-]+))?(?![\w/{}<>-])")
