@@ -6,10 +6,12 @@ __queueServiceUri with the app's managed identity."""
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import os
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from shared.azure.errors import AzureError, PreconditionFailed, from_sdk
 
@@ -22,6 +24,33 @@ MAX_VISIBILITY_S = 7 * 24 * 3600  # Azure Storage queues' longest visibility tim
 
 
 ETAG = "_etag"  # where query results carry each entity's ETag
+CONNECTION_RETRIES = 3  # a request that never got an answer (a stale keep-alive connection) is sent again
+# Queue calls retry any failure, but the storage SDK's ExponentialRetry waits 15 s (+3^n) first: a dropped connection
+# at intake wants a prompt retry, so 1 s each time (initial_backoff + increment_base^n).
+QUEUE_RETRY: dict[str, Any] = {
+    "retry_total": CONNECTION_RETRIES,
+    "initial_backoff": 0,
+    "increment_base": 1,
+    "random_jitter_range": 0,
+}
+
+T = TypeVar("T")
+
+
+async def retry_unanswered(send: Callable[[], Awaitable[T]]) -> T:
+    """Sends a table POST (an insert, a batch) again when its connection failed before any answer came back.
+
+    azure-core retries connection errors for idempotent methods only, so Azurite closing an idle keep-alive connection
+    just as an insert went out was a 500 at intake. ServiceRequestError is azure-core's "the request did not reach
+    the service" class; an answered request, even a failed one, is never resent here."""
+    from azure.core.exceptions import ServiceRequestError
+
+    for attempt in range(CONNECTION_RETRIES):
+        try:
+            return await send()
+        except ServiceRequestError:
+            await asyncio.sleep(0.05 * attempt)
+    return await send()
 
 
 class EntityExists(AzureError):
@@ -97,7 +126,7 @@ class TableStore:
         from azure.core.exceptions import ResourceExistsError
 
         try:
-            metadata = await self._client.create_entity(entity)
+            metadata = await retry_unanswered(functools.partial(self._client.create_entity, entity))
         except ResourceExistsError as exc:
             raise EntityExists(
                 "storage", 409, "EntityAlreadyExists", f"{entity['PartitionKey']}/{entity['RowKey']}"
@@ -167,7 +196,7 @@ class TableStore:
         for start in range(0, len(operations), 100):  # a table transaction holds at most 100 operations
             chunk = operations[start : start + 100]
             try:
-                results = await self._client.submit_transaction(chunk)
+                results = await retry_unanswered(functools.partial(self._client.submit_transaction, chunk))
             except TableTransactionError as exc:
                 if (
                     create
@@ -209,6 +238,7 @@ class WorkQueue:
         policies: dict[str, Any] = {
             "message_encode_policy": TextBase64EncodePolicy(),
             "message_decode_policy": TextBase64DecodePolicy(),
+            **QUEUE_RETRY,
         }
         if connection.connection_string:
             self._client = QueueClient.from_connection_string(connection.connection_string, name, **policies)
