@@ -205,6 +205,8 @@ var riposteSettings = {
   RIPOSTE_BLOCK_IP_NSGS: join(blockIpNsgIds, ',')
   RIPOSTE_CAPTURE_STORAGE_ACCOUNT_ID: captureStorageAccountId
   RIPOSTE_NOTIFY_WEBHOOK_URL: notifyWebhookUrl
+  // Flex Consumption scales the queue workers out: their limiters share one budget per tenant in table storage.
+  RIPOSTE_LIMITER: 'shared'
 }
 
 module functionApp 'modules/functionapp.bicep' = {

@@ -144,6 +144,12 @@ class Settings(BaseModel):
         description="Identity Protection requests per second: the service allows 1 per tenant for all apps combined",
     )
     loganalytics_concurrency: int = Field(5, gt=0, description="Concurrent Log Analytics queries")
+    limiter: Literal["auto", "shared", "process"] = Field(
+        "auto",
+        description="Where the limiters keep their state: shared, in the app's storage (table RiposteLimits), so "
+        "every scaled-out instance together stays within the tenant's limits; process, each instance on its own "
+        "(N instances may send N times a limit); auto, shared whenever AzureWebJobsStorage is configured",
+    )
     sentinel_writes_per_5min: int = Field(75, gt=0, description="Sentinel incident and comment writes per window")
     sentinel_write_window_seconds: float = Field(300.0, gt=0, description="The Sentinel write window (5 minutes)")
     max_retries: int = Field(4, ge=0, description="Retries of a throttled (429) or unavailable (503) call")

@@ -5,11 +5,12 @@ functions only, so importing this module costs nothing at cold start."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Generic, TypeVar
 
 from shared.azure.errors import AzureError, from_sdk
+from shared.azure.limits import Admission, retry_after_seconds
 from shared.settings import Settings
 
 # Only POSTs that are safe to repeat go through the ARM adapters (power actions; queryStatus, stop and effective rules
@@ -18,8 +19,9 @@ from shared.settings import Settings
 IDEMPOTENT_POST = frozenset({"HEAD", "GET", "PUT", "DELETE", "OPTIONS", "TRACE", "POST"})
 
 
-def arm_client_kwargs(settings: Settings, *policies: Any) -> dict[str, Any]:
-    """Keyword arguments every azure-core ARM client gets: endpoint, CA, retries, LRO polling, our limit policies."""
+def arm_client_kwargs(settings: Settings, *policies: Any, per_retry: Sequence[Any] = ()) -> dict[str, Any]:
+    """Keyword arguments every azure-core ARM client gets: endpoint, CA, retries, LRO polling, our limit policies
+    (`policies` once per call, `per_retry` on every attempt)."""
     kwargs: dict[str, Any] = {
         "base_url": settings.arm_endpoint,
         # Without Retry-After the mgmt SDKs poll every 30 s; the service's Retry-After wins over this when sent.
@@ -27,10 +29,31 @@ def arm_client_kwargs(settings: Settings, *policies: Any) -> dict[str, Any]:
         "retry_total": settings.max_retries,
         "retry_backoff_factor": settings.retry_backoff_seconds,
         "per_call_policies": list(policies),
+        "per_retry_policies": list(per_retry),
     }
     if settings.ca_bundle:
         kwargs["connection_verify"] = settings.ca_bundle
     return kwargs
+
+
+def admission_policy(limiter: Admission, methods: frozenset[str]) -> Any:
+    """An azure-core policy for per_retry, for requests with one of `methods`: each retry waits for the limiter (the
+    adapter acquires before the first attempt), and a 429 tells it, so no instance sends again before Retry-After."""
+    from azure.core.pipeline import PipelineRequest, PipelineResponse
+    from azure.core.pipeline.policies import AsyncHTTPPolicy
+
+    class AdmissionPolicy(AsyncHTTPPolicy):  # type: ignore[type-arg]
+        async def send(self, request: PipelineRequest[Any]) -> PipelineResponse[Any, Any]:
+            limited = request.http_request.method.upper() in methods
+            if limited and request.context.get("riposte_attempted"):
+                await limiter.acquire()
+            request.context["riposte_attempted"] = True
+            response: PipelineResponse[Any, Any] = await self.next.send(request)
+            if limited and response.http_response.status_code == 429:
+                await limiter.throttled(retry_after_seconds(response.http_response.headers.get("Retry-After")))
+            return response
+
+    return AdmissionPolicy()
 
 
 def client_kwargs(settings: Settings) -> dict[str, Any]:

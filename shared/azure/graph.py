@@ -9,7 +9,8 @@ The HTTP pipeline is the SDK's own (redirects, retries, telemetry) with two choi
   sends one and an exponential backoff with jitter (plus settings.retry_backoff_seconds) when it does not, which is
   how Identity Protection answers;
 - a middleware placed after the RetryHandler acquires limits.identity_protection for every request to
-  /identityProtection/, so each attempt, retries included, stays within the tenant-wide 1 request/s."""
+  /identityProtection/, so each attempt, retries included, stays within the tenant-wide 1 request/s, and reports
+  each 429 to it (limits.py: the pause is shared by every instance when the limiter is)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 from shared.azure.errors import NotFound, from_sdk
-from shared.azure.limits import Limits, RateLimiter
+from shared.azure.limits import Admission, Limits, retry_after_seconds
 from shared.settings import Settings
 
 if TYPE_CHECKING:
@@ -84,15 +85,19 @@ def to_json(model: Parsable | None) -> dict[str, Any]:
     return document
 
 
-def identity_protection_limiter(limiter: RateLimiter) -> BaseMiddleware:
-    """Middleware that spaces every request to /identityProtection/ by the limiter (defined here to import lazily)."""
+def identity_protection_limiter(limiter: Admission) -> BaseMiddleware:
+    """Middleware that admits every request to /identityProtection/ through the limiter, and tells it of each 429 so
+    no instance sends again before Retry-After (defined here to import lazily)."""
     from kiota_http.middleware.middleware import BaseMiddleware
 
     class IdentityProtectionLimiter(BaseMiddleware):
         async def send(self, request: httpx.Request, transport: httpx.AsyncBaseTransport) -> httpx.Response:
-            if IDENTITY_PROTECTION_PATH in request.url.path.lower():
+            limited = IDENTITY_PROTECTION_PATH in request.url.path.lower()
+            if limited:
                 await limiter.acquire()
             response: httpx.Response = await super().send(request, transport)
+            if limited and response.status_code == 429:
+                await limiter.throttled(retry_after_seconds(response.headers.get("retry-after")))
             return response
 
     return IdentityProtectionLimiter()

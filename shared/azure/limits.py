@@ -1,19 +1,53 @@
-"""Client-side limiters sized from settings, shared by every call in the process.
+"""Client-side limiters sized from settings, shared by every call in the process, and by every instance when they are
+kept in Table storage (shared/azure/shared_limits.py; RIPOSTE_LIMITER, by default whenever storage is configured).
 
-Per event loop, because asyncio primitives belong to one loop. They keep one worker within Microsoft's documented
-limits; across scaled-out workers the services' own 429s (retried with Retry-After or backoff) are the backstop."""
+Per event loop, because asyncio primitives belong to one loop. The process-local ones keep one worker within
+Microsoft's documented limits; the shared ones keep all scaled-out workers together within them. The services' own
+429s (retried with Retry-After or backoff) are the backstop, and each 429 pauses the limiter (throttled())."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections import deque
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Protocol
 
+from shared.azure.storage import StorageConnection
 from shared.perloop import PerLoop
 from shared.settings import Settings
+
+# Sentinel counts a write when it arrives: the window is held 1% longer so request jitter cannot put a 76th write
+# inside the service's 5 minutes (3 s of 300).
+WINDOW_MARGIN = 1.01
+# How late a rate-limited start may still be used, as a fraction of the spacing: with the rate at 0.95 of the
+# service's, the 5% of headroom is exactly this; later, the start is dropped and another reserved. Never less than
+# an event loop's usual wake-up lateness on a busy host, or every start of a fast test limiter would be dropped.
+LATENESS = 0.05
+MIN_LATENESS_S = 0.005
+
+
+class Admission(Protocol):
+    async def acquire(self) -> None:
+        """Returns when one more request may start."""
+
+    async def throttled(self, retry_after_s: float | None) -> None:
+        """The service answered 429 (Retry-After seconds, or None): hold every start back for that long."""
+
+
+class Slots(Protocol):
+    def hold(self) -> AbstractAsyncContextManager[None]:
+        """One of the concurrent slots, for the duration of the block."""
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """Retry-After as seconds (delta-seconds; an HTTP date counts as none, and the limiter's own pause applies)."""
+    try:
+        return max(0.0, float(value)) if value else None
+    except ValueError:
+        return None
 
 
 class RateLimiter:
@@ -35,6 +69,9 @@ class RateLimiter:
                 now = time.monotonic()
             self._next = now + self.interval
 
+    async def throttled(self, retry_after_s: float | None) -> None:
+        self._next = max(self._next, time.monotonic() + (retry_after_s if retry_after_s is not None else self.interval))
+
 
 class WindowLimiter:
     """At most `limit` operations in any `window_s` seconds (Sentinel: 75 writes per 5 minutes)."""
@@ -44,17 +81,37 @@ class WindowLimiter:
         self.window_s = window_s
         self._starts: deque[float] = deque()
         self._lock = asyncio.Lock()
+        self._paused_until = 0.0
 
     async def acquire(self) -> None:
         async with self._lock:
             while True:
                 now = time.monotonic()
+                if now < self._paused_until:
+                    await asyncio.sleep(self._paused_until - now)
+                    continue
                 while self._starts and now - self._starts[0] >= self.window_s:
                     self._starts.popleft()
                 if len(self._starts) < self.limit:
                     self._starts.append(now)
                     return
                 await asyncio.sleep(self.window_s - (now - self._starts[0]))
+
+    async def throttled(self, retry_after_s: float | None) -> None:
+        pause = retry_after_s if retry_after_s is not None else self.window_s / self.limit
+        self._paused_until = max(self._paused_until, time.monotonic() + pause)
+
+
+class ProcessSlots:
+    """At most `count` holders at once in this process."""
+
+    def __init__(self, count: int) -> None:
+        self._semaphore = asyncio.Semaphore(count)
+
+    @asynccontextmanager
+    async def hold(self) -> AsyncIterator[None]:
+        async with self._semaphore:
+            yield
 
 
 class KeyedLocks:
@@ -72,18 +129,59 @@ class KeyedLocks:
 
 @dataclass
 class Limits:
-    identity_protection: RateLimiter
-    loganalytics: asyncio.Semaphore
-    sentinel_writes: WindowLimiter
+    identity_protection: Admission
+    loganalytics: Slots
+    sentinel_writes: Admission
     nsg_writes: KeyedLocks = field(default_factory=KeyedLocks)
+    close: Callable[[], Awaitable[None]] | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Limits:
+        connection = _shared_storage(settings)
+        if connection is not None:
+            return cls._shared(settings, connection)
         return cls(
             identity_protection=RateLimiter(settings.identity_protection_rps),
-            loganalytics=asyncio.Semaphore(settings.loganalytics_concurrency),
-            sentinel_writes=WindowLimiter(settings.sentinel_writes_per_5min, settings.sentinel_write_window_seconds),
+            loganalytics=ProcessSlots(settings.loganalytics_concurrency),
+            sentinel_writes=WindowLimiter(
+                settings.sentinel_writes_per_5min, settings.sentinel_write_window_seconds * WINDOW_MARGIN
+            ),
         )
+
+    @classmethod
+    def _shared(cls, settings: Settings, connection: StorageConnection) -> Limits:
+        from shared.azure.shared_limits import LimitTable, SharedSlots, SharedWindow
+
+        table = LimitTable(connection)
+        scope = settings.auth_tenant_id or "tenant"  # one deployment acts in one tenant
+        spacing = 1.0 / settings.identity_protection_rps
+        return cls(
+            identity_protection=SharedWindow(
+                table, "identity-protection", scope, 1, spacing, max(LATENESS * spacing, MIN_LATENESS_S)
+            ),
+            loganalytics=SharedSlots(table, "loganalytics", scope, settings.loganalytics_concurrency),
+            sentinel_writes=SharedWindow(
+                table,
+                "sentinel-writes",
+                scope,
+                settings.sentinel_writes_per_5min,
+                settings.sentinel_write_window_seconds * WINDOW_MARGIN,
+                settings.sentinel_write_window_seconds * (WINDOW_MARGIN - 1),
+            ),
+            close=table.close,
+        )
+
+
+def _shared_storage(settings: Settings) -> StorageConnection | None:
+    """Where the shared limiters live: the app's storage, unless RIPOSTE_LIMITER=process (or auto without storage)."""
+    if settings.limiter == "process":
+        return None
+    try:
+        return StorageConnection.from_env()
+    except ValueError:
+        if settings.limiter == "shared":
+            raise
+        return None
 
 
 _LIMITS: PerLoop[Limits] = PerLoop()

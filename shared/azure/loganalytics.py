@@ -117,7 +117,7 @@ class LogAnalyticsAdapter:
         Raises AzureError (PartialQueryResult when the service answered with part of the data and an error)."""
         from azure.monitor.query import LogsQueryStatus
 
-        async with self.limits.loganalytics:
+        async with self.limits.loganalytics.hold():
             try:
                 result = await self.client().query_workspace(
                     workspace_id,

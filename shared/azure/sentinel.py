@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from shared.armid import ArmId
-from shared.azure.arm import arm_client_kwargs
+from shared.azure.arm import admission_policy, arm_client_kwargs
 from shared.azure.errors import AzureError, NotFound, from_sdk
 from shared.azure.limits import Limits
 from shared.settings import Settings
@@ -192,7 +192,11 @@ class SentinelAdapter:
         if key not in self._clients:
             from azure.mgmt.securityinsight.aio import SecurityInsights
 
-            self._clients[key] = SecurityInsights(self.credential, ref.subscription, **arm_client_kwargs(self.settings))
+            # Every PUT this client sends is an incident or comment write: its retries are admitted by the Sentinel
+            # write limiter too, and its 429s pause it.
+            writes = admission_policy(self.limits.sentinel_writes, frozenset({"PUT"}))
+            kwargs = arm_client_kwargs(self.settings, per_retry=[writes])
+            self._clients[key] = SecurityInsights(self.credential, ref.subscription, **kwargs)
         return self._clients[key]
 
     async def close(self) -> None:
