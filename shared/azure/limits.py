@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -133,7 +133,6 @@ class Limits:
     loganalytics: Slots
     sentinel_writes: Admission
     nsg_writes: KeyedLocks = field(default_factory=KeyedLocks)
-    close: Callable[[], Awaitable[None]] | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Limits:
@@ -168,7 +167,6 @@ class Limits:
                 settings.sentinel_write_window_seconds * WINDOW_MARGIN,
                 settings.sentinel_write_window_seconds * (WINDOW_MARGIN - 1),
             ),
-            close=table.close,
         )
 
 
