@@ -85,7 +85,10 @@ def test_concurrent_slots_across_instances_never_exceed_the_count(azurite: str):
         in_use += change
         most = max(most, in_use)
     assert most <= count
-    assert len(held) >= 0.6 * count * seconds / busy_s, f"{len(held)} holds in {seconds} s"
+    # The slots are kept busy: each hold costs a round trip or two besides its own work, and on a loaded 2-core
+    # machine more.
+    utilisation = sum(left - entered for entered, left in held) / (count * seconds)
+    assert utilisation >= 0.4, f"slots busy {utilisation:.0%} of the time"
     assert sum(1 for r in reports if r["held"]) >= 2, "the slots went round the instances"
 
 
