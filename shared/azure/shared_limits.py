@@ -207,6 +207,7 @@ class SharedSlots:
         self.count = count
         self.lease_s = lease_s
         self._waiters: deque[asyncio.Future[_Lease]] = deque()
+        self._claiming = False
         self.claims = 0  # round trips that claimed a slot (for the benches)
 
     @asynccontextmanager
@@ -236,9 +237,14 @@ class SharedSlots:
 
     async def _take(self) -> _Lease:
         while True:
-            lease = await self._claim()
-            if lease is not None:
-                return lease
+            if not self._claiming:  # one claim at a time per process: the other callers wait for a hand-over
+                self._claiming = True
+                try:
+                    lease = await self._claim()
+                finally:
+                    self._claiming = False
+                if lease is not None:
+                    return lease
             waiter: asyncio.Future[_Lease] = asyncio.get_running_loop().create_future()
             self._waiters.append(waiter)
             try:
