@@ -3,7 +3,12 @@ tokens minted by the emulated Entra ID (local/cloud/oidc.py) and validated by Ri
 
 Machine routes take the function key alone; analyst routes take the key and an Entra identity holding the route's
 app role (shared/api/auth.py has the table). The matrix asserts the exact status, error code and the problem the
-message names for each cell; no response ever carries the token."""
+message names for each cell; no response ever carries the token. It runs on three hosts: the default one (bearer
+tokens), one behind App Service Authentication (WEBSITE_AUTH_ENABLED=True: X-MS-CLIENT-PRINCIPAL is the platform's
+word), and one told to trust that header without it (it must refuse to serve). The decision matrix then puts every
+kind of decider in front of a step that needs two approvals from an Entra group: separation of duties (the
+requester cannot approve), approver groups (nested membership counts, checked through Graph) and object ids (one
+identity under two names is one approver)."""
 
 from __future__ import annotations
 
@@ -678,3 +683,87 @@ def test_separation_of_duties_and_approver_groups(easyauth_host: Host, tokens: T
     lookups = [r["path"] for r in cloud.requests(service="graph") if r["path"].endswith("/transitiveMemberOf")]
     for oid in (stranger["claims"]["oid"], IRVIN, NESTOR):
         assert lookups.count(f"/v1.0/users/{oid}/transitiveMemberOf") == 1, lookups
+
+
+# The decision matrix: who decides a step of gated-account (quorum 2, approvers: SOC Analysts), through which kind
+# of identity, and what they get. Each cell has a run of its own, started by johanna (SOC Analysts).
+
+
+@dataclass(frozen=True)
+class Decider:
+    name: str
+    headers: Callable[[Tokens], dict[str, str]]
+    decision: str
+    status: int
+    code: str | None = None
+    body: dict[str, Any] = field(default_factory=dict)
+
+
+def _as(oid: str, name: str, roles: tuple[str, ...] = (APPROVE,)) -> Callable[[Tokens], dict[str, str]]:
+    return lambda t: _key(**{"x-ms-client-principal": principal_header(list(roles), oid, name)})
+
+
+def _token_of(user: str | None, roles: tuple[str, ...] = (APPROVE,)) -> Callable[[Tokens], dict[str, str]]:
+    return lambda t: _bearer(t.token(roles=list(roles), **({"user": user} if user else {})))
+
+
+DECIDERS = [
+    Decider("requester approves (token)", _token_of(JOHANNA), "approve", 403, "SelfApproval"),
+    Decider("requester approves (EasyAuth, another name)", _as(JOHANNA, "J. Lorenz"), "approve", 403, "SelfApproval"),
+    Decider("requester rejects (withdraws)", _token_of(JOHANNA), "reject", 200),
+    Decider("member approves (token)", _token_of(IRVIN), "approve", 200),
+    Decider("member approves (EasyAuth)", _as(IRVIN, "irvin.sayers@contoso.com"), "approve", 200),
+    Decider("nested member approves", _as(NESTOR, "nestor.wilke@contoso.com"), "approve", 200),
+    Decider("nested member rejects", _as(NESTOR, "nestor.wilke@contoso.com"), "reject", 200),
+    Decider("outsider approves", _token_of(MEGAN), "approve", 403, "NotInApproverGroup"),
+    Decider("outsider rejects", _token_of(MEGAN), "reject", 403, "NotInApproverGroup"),
+    Decider(
+        "outsider names a member in the body",
+        _token_of(MEGAN),
+        "approve",
+        403,
+        "NotInApproverGroup",
+        {"by": "irvin.sayers@contoso.com", "objectId": IRVIN},
+    ),
+    Decider("identity outside the tenant", _token_of(None), "approve", 403, "NotInApproverGroup"),
+    Decider("member without the role", _token_of(IRVIN, (READ,)), "approve", 403, "MissingRole"),
+    Decider(
+        "principal from another tenant",
+        lambda t: _platform_principal(ROUTES[0], [APPROVE], OTHER_TENANT),
+        "approve",
+        401,
+        "InvalidPrincipal",
+    ),
+]
+
+
+@pytest.mark.parametrize("decider", DECIDERS, ids=[d.name for d in DECIDERS])
+def test_decision_matrix(easyauth_host: Host, tokens: Tokens, cloud: CloudHandle, decider: Decider) -> None:
+    _nest_soc_leads(cloud)
+    requester = _bearer(tokens.token(user=JOHANNA, roles=ALL_ROLES))
+    with httpx.Client(base_url=easyauth_host.url, headers=requester, timeout=30) as johanna:
+        started = johanna.post(
+            "/api/playbooks/gated-account/runs",
+            json={
+                "title": f"approvals: {decider.name}",
+                "entities": [{"Type": "account", "AadUserId": MEGAN, "Name": "megan.bowen"}],
+            },
+        )
+        assert started.status_code == 202, started.text
+        location = started.headers["Location"]
+        run = wait_for_run(johanna, location, until=lambda r: r["steps"][0]["status"] == "awaiting_approval")
+        response = httpx.post(
+            f"{easyauth_host.url}/api/runs/{run['id']}/{decider.decision}",
+            headers=decider.headers(tokens),
+            json={"comment": decider.name, **decider.body},
+            timeout=30,
+        )
+        assert response.status_code == decider.status, response.text
+        if decider.code is not None:
+            assert response.json()["error"]["code"] == decider.code
+            after = johanna.get(location).json()["steps"][0]
+            assert after["status"] == "awaiting_approval" and after["approval"]["decisions"] == []
+        else:
+            [decision] = response.json()["steps"][0]["approval"]["decisions"]
+            assert decision["decision"] == decider.decision and decision["objectId"] in (JOHANNA, IRVIN, NESTOR)
+    assert _user(cloud, MEGAN)["accountEnabled"] is True  # one approval is not the quorum of two
