@@ -109,7 +109,7 @@ def measure(workers: int, runs: int, scale: float) -> dict[str, Any]:
         # Warm up first, without limits: a worker's first run imports the SDKs and opens connections (cold start
         # is bench/cold_start.py's figure), which here would read as time lost to the limiters.
         warm = add_accounts(admin, 3 * workers, prefix="warm", block=1)
-        warmed, _ = wait_all(running, post_all(running, warm, f"warm-{workers}-{time.time():.0f}"), timeout_s=120)
+        warmed, _ = wait_all(running, post_all(running, warm, f"warm-{workers}-{time.time():.0f}"), timeout_s=600)
         assert len(warmed) == len(warm), "the warm-up runs did not finish"
         accounts = add_accounts(admin, runs, prefix=f"limits{workers}")
         admin.delete("/requests")
