@@ -74,7 +74,10 @@ def post_all(running: Any, accounts: list[dict[str, str]], tag: str) -> dict[str
     return submitted
 
 
-def wait_all(running: Any, submitted: dict[str, float], timeout_s: float) -> tuple[dict[str, float], Counter[str]]:
+def wait_all(
+    running: Any, submitted: dict[str, float], timeout_s: float, steps: Counter[str] | None = None
+) -> tuple[dict[str, float], Counter[str]]:
+    """When each run finished, and how many ended in each status; `steps` counts the finished runs' step statuses."""
     finished: dict[str, float] = {}
     statuses: Counter[str] = Counter()
     pending = set(submitted)
@@ -85,7 +88,10 @@ def wait_all(running: Any, submitted: dict[str, float], timeout_s: float) -> tup
                 response = client.get(f"/api/runs/{run_id}")
                 if response.status_code == 200:
                     finished[run_id] = time.perf_counter()
-                    statuses[response.json()["status"]] += 1
+                    run = response.json()
+                    statuses[run["status"]] += 1
+                    if steps is not None:
+                        steps.update(str(step.get("status")) for step in run["steps"])
                     pending.discard(run_id)
             time.sleep(0.25)
     statuses["unfinished"] += len(pending)
@@ -118,7 +124,8 @@ def measure(workers: int, runs: int, scale: float) -> dict[str, Any]:
         began = time.perf_counter()
         submitted = post_all(running, accounts, f"limits-{workers}-{time.time():.0f}")
         # The slowest the limits allow, twice over, plus a minute: longer means something is stuck.
-        finished, statuses = wait_all(running, submitted, timeout_s=2 * runs * 4 / scale + 60)
+        steps: Counter[str] = Counter()
+        finished, statuses = wait_all(running, submitted, timeout_s=2 * runs * 4 / scale + 60, steps=steps)
         elapsed = max(finished.values()) - began if finished else float("nan")
         limits = {d["name"]: d for d in admin.get("/limits").json()["value"]}
         throttled = sum(limits[n]["rejected"] for n in LIMITED if n in limits)
@@ -136,6 +143,7 @@ def measure(workers: int, runs: int, scale: float) -> dict[str, Any]:
             "limited_429_pct": round(100 * throttled / max(1, limited_calls), 2),
             "failed": sum(n for status, n in statuses.items() if status != "succeeded"),
             "run statuses": dict(statuses),
+            "step statuses (a failed lookup is recorded and the run goes on)": dict(steps),
             "calls and 429s per limit": {
                 name: {key: limits[name][key] for key in ("admitted", "rejected")} for name in LIMITED if name in limits
             },
