@@ -188,15 +188,19 @@ def fuzz(
     storage_connection: str | None = None,
     seed: int = 0,
     concurrency: int = 16,
+    max_seconds: float | None = None,
+    progress: Callable[[FuzzResult], None] | None = None,
 ) -> FuzzResult:
-    """Sends `count` generated requests to the host at `base_url`; counts the 5xx and, given the storage connection,
-    the runs that refused requests left behind."""
+    """Sends `count` generated requests to the host at `base_url` (fewer if `max_seconds` runs out first); counts the
+    5xx and, given the storage connection, the runs that refused requests left behind. `progress` sees the result
+    after each chunk."""
     before = count_persisted(storage_connection) if storage_connection else None
     setup = (function_key, tokens(token_factory), _templates())
     # Generating is as costly as sending: a child process draws the next chunks while this one sends.
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(1, mp_context=context, initializer=_start_generator, initargs=setup) as generator:
-        result = asyncio.run(_send_all(base_url, generator, count, seed, concurrency))
+        budget = _Budget(count, seed, concurrency, max_seconds, progress)
+        result = asyncio.run(_send_all(base_url, generator, budget))
     if storage_connection and before is not None:
         after = count_persisted(storage_connection)
         new = after.run_ids - before.run_ids
@@ -230,31 +234,42 @@ def _templates() -> dict[str, list[Any]]:
     return {"incidents": incidents, "events": events}
 
 
-async def _send_all(
-    base_url: str, generator: ProcessPoolExecutor, count: int, seed: int, concurrency: int
-) -> FuzzResult:
+@dataclass(frozen=True)
+class _Budget:
+    count: int
+    seed: int
+    concurrency: int
+    max_seconds: float | None
+    progress: Callable[[FuzzResult], None] | None
+
+
+async def _send_all(base_url: str, generator: ProcessPoolExecutor, budget: _Budget) -> FuzzResult:
     result = FuzzResult()
     # uvicorn closes a connection idle for 5 s; reusing one that old races with its closing
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency, keepalive_expiry=2)
+    limits = httpx.Limits(
+        max_connections=budget.concurrency, max_keepalive_connections=budget.concurrency, keepalive_expiry=2
+    )
     loop = asyncio.get_running_loop()
-    sizes = deque(min(CHUNK, count - start) for start in range(0, count, CHUNK))
+    sizes = deque(min(CHUNK, budget.count - start) for start in range(0, budget.count, CHUNK))
     pending: deque[asyncio.Future[list[Request]]] = deque()
-
-    chunk_seeds = iter(range(seed * 1_000_003, seed * 1_000_003 + len(sizes)))
+    chunk_seeds = iter(range(budget.seed * 1_000_003, budget.seed * 1_000_003 + len(sizes)))
+    started = time.monotonic()
+    deadline = started + budget.max_seconds if budget.max_seconds else float("inf")
 
     def ask() -> None:  # at most AHEAD chunks drawn in advance, so memory stays flat
-        while sizes and len(pending) < AHEAD:
+        while sizes and len(pending) < AHEAD and time.monotonic() < deadline:
             known = sorted(result.reported_runs)[:50]
             pending.append(loop.run_in_executor(generator, _generate, sizes.popleft(), next(chunk_seeds), known))
 
-    started = time.monotonic()
     async with httpx.AsyncClient(base_url=base_url, timeout=60, limits=limits) as client:
         ask()
         while pending:
             batch = await pending.popleft()
             ask()
-            await _send_batch(client, batch, result, concurrency)
-    result.seconds = time.monotonic() - started
+            await _send_batch(client, batch, result, budget.concurrency)
+            result.seconds = time.monotonic() - started
+            if budget.progress:
+                budget.progress(result)
     return result
 
 
@@ -328,7 +343,12 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=50_000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--max-seconds", type=float, default=None, help="stop sending after this long")
     args = parser.parse_args()
+
+    def progress(result: FuzzResult) -> None:
+        print(f"{result.inputs} inputs, {result.server_errors} 5xx, {result.per_second:.0f}/s", file=sys.stderr)
+
     from harness import FUNCTION_KEY, dump, stack
 
     with stack(workers=0) as running, running.admin() as admin:
@@ -340,6 +360,8 @@ def main() -> None:
             storage_connection=running.env["AzureWebJobsStorage"],
             seed=args.seed,
             concurrency=args.concurrency,
+            max_seconds=args.max_seconds,
+            progress=progress,
         )
         if result.server_errors:
             log = Path(running.env["RIPOSTE_STATE_DIR"]) / "host.log"

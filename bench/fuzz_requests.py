@@ -78,7 +78,9 @@ BOOL = st.booleans()
 
 
 def body_bytes(draw: Draw, document: Any) -> bytes:
-    """The document as JSON, mostly well formed; sometimes not UTF-8, truncated, UTF-16, or not JSON at all."""
+    """The document as JSON, mostly well formed; sometimes not UTF-8, truncated, UTF-16, too large, or not JSON."""
+    if draw(INDEX) % 400 == 0:
+        return b"[" + b"1," * 600_000 + b"1]"  # past the 1 MiB body limit (rarely: it is 1.2 MB to send)
     text = encode(document)
     how = draw(HOW)
     if how == "raw utf-8":
