@@ -10,8 +10,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from local.cloud.arm_resources import arm_routes, scope_error
-from local.cloud.router import Router
+from local.cloud.arm_resources import ArmProvider
+from local.cloud.provider import route
 from local.cloud.state import Cloud
 
 # The built-in roles the demo assigns, with their permissions as Microsoft publishes them (abridged to what matters).
@@ -95,27 +95,24 @@ def permissions_at(cloud: Cloud, subscription: str, group: str, resource: str = 
     return found
 
 
-def register(router: Router, cloud: Cloud) -> None:
-    route = arm_routes(router, cloud)
+RESOURCE_PERMISSIONS = (
+    "/subscriptions/{subscription}/resourceGroups/{group}/providers/{namespace}%s{type}/{name}"
+    "/providers/Microsoft.Authorization/permissions"
+)
 
+
+class AuthorizationProvider(ArmProvider):
     @route("GET", "/subscriptions/{subscription}/resourceGroups/{group}/providers/Microsoft.Authorization/permissions")
-    async def list_for_resource_group(request: Request, subscription: str, group: str) -> Response:
-        problem = scope_error(cloud, subscription, group)
-        if problem is not None:
-            return problem
-        return JSONResponse({"value": permissions_at(cloud, subscription, group)})
-
-    async def list_for_resource(request: Request, subscription: str, group: str, **path: str) -> Response:
-        problem = scope_error(cloud, subscription, group)
-        if problem is not None:
-            return problem
-        resource = f"{path['namespace']}/{path['type']}/{path['name']}"
-        return JSONResponse({"value": permissions_at(cloud, subscription, group, resource)})
+    async def list_for_resource_group(self, request: Request, subscription: str, group: str) -> Response:
+        self.require_scope(subscription, group)
+        return JSONResponse({"value": permissions_at(self.cloud, subscription, group)})
 
     # Permissions - List For Resource; the SDK leaves an empty parent resource path as "//".
-    for parent in ("/", "//"):
-        route(
-            "GET",
-            f"/subscriptions/{{subscription}}/resourceGroups/{{group}}/providers/{{namespace}}{parent}{{type}}/{{name}}"
-            "/providers/Microsoft.Authorization/permissions",
-        )(list_for_resource)
+    @route("GET", RESOURCE_PERMISSIONS % "/")
+    @route("GET", RESOURCE_PERMISSIONS % "//")
+    async def list_for_resource(
+        self, request: Request, subscription: str, group: str, namespace: str, type: str, name: str
+    ) -> Response:
+        self.require_scope(subscription, group)
+        resource = f"{namespace}/{type}/{name}"
+        return JSONResponse({"value": permissions_at(self.cloud, subscription, group, resource)})

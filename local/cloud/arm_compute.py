@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import copy
 import uuid
-from collections.abc import Callable
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from local.cloud import arm_resources as arm
-from local.cloud.arm_resources import Json
-from local.cloud.errors import arm_error
-from local.cloud.router import Router, request_params
-from local.cloud.state import Cloud
+from local.cloud.arm_resources import ArmProvider, Json
+from local.cloud.errors import ArmError
+from local.cloud.provider import route
+from local.cloud.router import request_params
 
 NAMESPACE = "Microsoft.Compute"
 VM_TYPE = "Microsoft.Compute/virtualMachines"
@@ -134,124 +133,86 @@ def wants_instance_view(request: Request) -> bool:
     return "instanceview" in params.get("$expand", "").lower() or params.get("statusonly", "").lower() == "true"
 
 
-def register(router: Router, cloud: Cloud) -> None:
-    route = arm.arm_routes(router, cloud)
-    group_base = "/subscriptions/{subscription}/resourcegroups/{group}/providers/Microsoft.Compute/virtualMachines"
-    vm_base = group_base + "/{vm}"
+VMS = "/subscriptions/{subscription}/resourcegroups/{group}/providers/Microsoft.Compute/virtualMachines"
+VM = VMS + "/{vm}"
 
-    def lookup(subscription: str, group: str, vm: str) -> tuple[Json | None, Response | None]:
-        found, failure = arm.lookup(cloud, subscription, group, VM_TYPE, vm)
-        if found is not None:
-            arm.operations(cloud).observe_resource(found["id"])
-        return found, failure
+# action: (the power state while it runs, the power state it ends in, the power states it is refused in)
+POWER_ACTIONS: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "powerOff": ("stopping", "stopped", ("deallocated", "deallocating")),
+    "deallocate": ("deallocating", "deallocated", ()),
+    "start": ("starting", "running", ()),
+    "restart": ("starting", "running", ("deallocated", "deallocating", "stopped")),
+}
 
-    @route("GET", vm_base)
-    async def get_vm(request: Request, subscription: str, group: str, vm: str) -> Response:
-        found, failure = lookup(subscription, group, vm)
-        if failure is not None:
-            return failure
-        assert found is not None
+
+class ComputeProvider(ArmProvider):
+    namespace = NAMESPACE
+
+    def _observed(self, subscription: str, group: str, vm: str) -> Json:
+        """The VM; reading it counts as a poll of the operations on it."""
+        found = self.find(subscription, group, VM_TYPE, vm)
+        self.operations.observe_resource(found["id"])
+        return found
+
+    @route("GET", VM)
+    async def get_vm(self, request: Request, subscription: str, group: str, vm: str) -> Response:
+        found = self._observed(subscription, group, vm)
         return JSONResponse(render_vm(found, wants_instance_view(request)))
 
-    @route("GET", vm_base + "/instanceView")
-    async def get_instance_view(request: Request, subscription: str, group: str, vm: str) -> Response:
-        found, failure = lookup(subscription, group, vm)
-        if failure is not None:
-            return failure
-        assert found is not None
+    @route("GET", VM + "/instanceView")
+    async def get_instance_view(self, request: Request, subscription: str, group: str, vm: str) -> Response:
+        found = self._observed(subscription, group, vm)
         return JSONResponse(copy.deepcopy(found["properties"].get("instanceView", {})))
 
-    @route("GET", group_base)
-    async def list_group(request: Request, subscription: str, group: str) -> Response:
-        failure = arm.scope_error(cloud, subscription, group)
-        if failure is not None:
-            return failure
-        with_view = wants_instance_view(request)
-        return JSONResponse(
-            {"value": [render_vm(vm, with_view) for vm in arm.store(cloud).of_type(VM_TYPE, subscription, group)]}
-        )
-
+    @route("GET", VMS)
     @route("GET", "/subscriptions/{subscription}/providers/Microsoft.Compute/virtualMachines")
-    async def list_subscription(request: Request, subscription: str) -> Response:
-        failure = arm.scope_error(cloud, subscription)
-        if failure is not None:
-            return failure
+    async def list_vms(self, request: Request, subscription: str, group: str | None = None) -> Response:
+        self.require_scope(subscription, group)
         with_view = wants_instance_view(request)
-        return JSONResponse(
-            {"value": [render_vm(vm, with_view) for vm in arm.store(cloud).of_type(VM_TYPE, subscription)]}
-        )
+        vms = self.store.of_type(VM_TYPE, subscription, group)
+        return JSONResponse({"value": [render_vm(vm, with_view) for vm in vms]})
 
-    @route("PATCH", vm_base)
-    async def update_vm(request: Request, subscription: str, group: str, vm: str) -> Response:
+    @route("PATCH", VM)
+    async def update_vm(self, request: Request, subscription: str, group: str, vm: str) -> Response:
         """PATCH merges tags and properties (e.g. tagging a VM as isolated); an operation like every VM write."""
-        found, failure = arm.lookup(cloud, subscription, group, VM_TYPE, vm)
-        if failure is not None:
-            return failure
-        assert found is not None
-        body, failure = await arm.json_body(request)
-        if failure is not None:
-            return failure
-        assert body is not None
+        found = self.find(subscription, group, VM_TYPE, vm)
+        body = await arm.read_json(request)
         if "tags" in body:
             found["tags"] = body["tags"] or {}
         merge(found.setdefault("properties", {}), body.get("properties") or {})
         found["properties"]["provisioningState"] = "Updating"
         found["etag"] = next_etag(found.get("etag"))
-        parsed = arm.ArmId.parse(found["id"])
-        assert parsed is not None
 
         def finish() -> None:
             found["properties"]["provisioningState"] = "Succeeded"
 
-        operation = arm.operations(cloud).start(
-            cloud,
-            name="UpdateVirtualMachineOperation",
-            namespace=NAMESPACE,
-            subscription=parsed.subscription,
-            location=found.get("location", "westeurope"),
-            target=found["id"],
-            finish=finish,
+        operation = self.start(
+            "UpdateVirtualMachineOperation", found, location=found.get("location", "westeurope"), finish=finish
         )
-        return arm.accepted(request, cloud, operation, 200, render_vm(found, with_instance_view=False))
+        return self.accepted(request, operation, 200, render_vm(found, with_instance_view=False))
 
-    def power_action(action: str, transitional: str, final: str, refuse_when: tuple[str, ...] = ()) -> None:
-        async def act(request: Request, subscription: str, group: str, vm: str) -> Response:
-            found, failure = arm.lookup(cloud, subscription, group, VM_TYPE, vm)
-            if failure is not None:
-                return failure
-            assert found is not None
-            current = power_state(found)
-            if current in refuse_when:
-                return arm_error(
-                    409,
-                    "OperationNotAllowed",
-                    f"Operation '{action}' is not allowed on VM '{found['name']}' since the VM is {current}.",
-                )
-            set_power_state(found, transitional, settled=False)
-            parsed = arm.ArmId.parse(found["id"])
-            assert parsed is not None
-            operation = arm.operations(cloud).start(
-                cloud,
-                name=f"{action[0].upper()}{action[1:]}VirtualMachineOperation",
-                namespace=NAMESPACE,
-                subscription=parsed.subscription,
-                location=found.get("location", "westeurope"),
-                target=found["id"],
-                finish=settle(found, final),
+    @route("POST", VM + "/powerOff", action="powerOff")
+    @route("POST", VM + "/deallocate", action="deallocate")
+    @route("POST", VM + "/start", action="start")
+    @route("POST", VM + "/restart", action="restart")
+    async def power_action(self, request: Request, subscription: str, group: str, vm: str, action: str) -> Response:
+        transitional, final, refused_in = POWER_ACTIONS[action]
+        found = self.find(subscription, group, VM_TYPE, vm)
+        current = power_state(found)
+        if current in refused_in:
+            raise ArmError(
+                409,
+                "OperationNotAllowed",
+                f"Operation '{action}' is not allowed on VM '{found['name']}' since the VM is {current}.",
             )
-            return arm.accepted(request, cloud, operation, 202, location=True)
+        set_power_state(found, transitional, settled=False)
+        name = f"{action[0].upper()}{action[1:]}VirtualMachineOperation"
+        location = found.get("location", "westeurope")
+        operation = self.start(name, found, location=location, finish=lambda: settle(found, final))
+        return self.accepted(request, operation, 202, location=True)
 
-        route("POST", f"{vm_base}/{action}")(act)
 
-    def settle(vm: Json, final: str) -> Callable[[], None]:
-        def finish() -> None:
-            set_power_state(vm, final, settled=True)
-            if final == "running":
-                expand_vm(vm)  # the agent reports again
-
-        return finish
-
-    power_action("powerOff", "stopping", "stopped", refuse_when=("deallocated", "deallocating"))
-    power_action("deallocate", "deallocating", "deallocated")
-    power_action("start", "starting", "running")
-    power_action("restart", "starting", "running", refuse_when=("deallocated", "deallocating", "stopped"))
+def settle(vm: Json, final: str) -> None:
+    set_power_state(vm, final, settled=True)
+    if final == "running":
+        expand_vm(vm)  # the agent reports again

@@ -18,10 +18,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from local.cloud import arm_resources as arm
-from local.cloud.arm_resources import Json
-from local.cloud.errors import arm_error
-from local.cloud.router import Router
-from local.cloud.state import Cloud
+from local.cloud.arm_resources import ArmProvider, Json
+from local.cloud.errors import ArmError
+from local.cloud.provider import route
 
 NAMESPACE = "Microsoft.Network"
 NSG_TYPE = "Microsoft.Network/networkSecurityGroups"
@@ -81,7 +80,15 @@ DEFAULT_RULES = (
         65001,
         "Outbound",
     ),
-    ("DenyAllOutBound", "Deny all outbound traffic", "*", "*", "Deny", 65500, "Outbound"),
+    (
+        "DenyAllOutBound",
+        "Deny all outbound traffic",
+        "*",
+        "*",
+        "Deny",
+        65500,
+        "Outbound",
+    ),
 )
 
 # Properties of a rule the client sets; the rest (provisioningState) belongs to the provider.
@@ -91,7 +98,12 @@ RULE_FIELDS = (
     "sourceAddressPrefixes", "destinationAddressPrefixes", "sourceApplicationSecurityGroups",
     "destinationApplicationSecurityGroups",
 )  # fmt: skip
-RULE_LIST_FIELDS = ("sourcePortRanges", "destinationPortRanges", "sourceAddressPrefixes", "destinationAddressPrefixes")
+RULE_LIST_FIELDS = (
+    "sourcePortRanges",
+    "destinationPortRanges",
+    "sourceAddressPrefixes",
+    "destinationAddressPrefixes",
+)
 
 NIC_CLIENT_FIELDS = (
     "networkSecurityGroup", "dnsSettings", "enableAcceleratedNetworking", "enableIPForwarding",
@@ -107,18 +119,18 @@ def deterministic_guid(*parts: str) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, "/".join(p.lower() for p in parts)))
 
 
-def bad_format(message: str) -> Response:
+def bad_format(message: str) -> ArmError:
     """Microsoft.Network's answer to a body it cannot use."""
-    return arm.error_with_details(
+    return ArmError(
         400,
         "InvalidRequestFormat",
         "Cannot parse the request.",
-        [{"code": "InvalidJsonPropertyValue", "message": message}],
+        details=[{"code": "InvalidJsonPropertyValue", "message": message}],
     )
 
 
-def invalid_reference(referenced: str, user: str) -> Response:
-    return arm_error(
+def invalid_reference(referenced: str, user: str) -> ArmError:
+    return ArmError(
         400,
         "InvalidResourceReference",
         f"Resource {referenced} referenced by resource {user} was not found. Please make sure that the referenced "
@@ -166,27 +178,41 @@ def normalize_rule(name: str, properties: Json, nsg_id: str, etag: str, state: s
             props[field_name] = copy.deepcopy(properties[field_name])
     for field_name in RULE_LIST_FIELDS:
         props.setdefault(field_name, [])
-    for field_name, table in (("protocol", PROTOCOLS), ("access", ACCESSES), ("direction", DIRECTIONS)):
+    for field_name, table in (
+        ("protocol", PROTOCOLS),
+        ("access", ACCESSES),
+        ("direction", DIRECTIONS),
+    ):
         if isinstance(props.get(field_name), str):
             props[field_name] = table.get(props[field_name].lower(), props[field_name])
-    return {"name": name, "id": f"{nsg_id}/securityRules/{name}", "etag": etag, "type": RULE_TYPE, "properties": props}
+    return {
+        "name": name,
+        "id": f"{nsg_id}/securityRules/{name}",
+        "etag": etag,
+        "type": RULE_TYPE,
+        "properties": props,
+    }
 
 
-def validate_rule(name: str, properties: Any) -> Response | None:
+def validate_rule(name: str, properties: Any) -> None:
     if not name:
-        return bad_format("Every security rule needs a name.")
+        raise bad_format("Every security rule needs a name.")
     if not isinstance(properties, dict):
-        return bad_format(f"Security rule {name} has no properties.")
-    for field_name, table in (("protocol", PROTOCOLS), ("access", ACCESSES), ("direction", DIRECTIONS)):
+        raise bad_format(f"Security rule {name} has no properties.")
+    for field_name, table in (
+        ("protocol", PROTOCOLS),
+        ("access", ACCESSES),
+        ("direction", DIRECTIONS),
+    ):
         value = properties.get(field_name)
         if not isinstance(value, str) or value.lower() not in table:
-            return bad_format(
+            raise bad_format(
                 f"Security rule {name} has invalid {field_name[0].upper() + field_name[1:]}. Value provided: {value}. "
                 f"Allowed values: {', '.join(table.values())}."
             )
     priority = properties.get("priority")
     if isinstance(priority, bool) or not isinstance(priority, int) or not MIN_PRIORITY <= priority <= MAX_PRIORITY:
-        return arm_error(
+        raise ArmError(
             400,
             "SecurityRuleInvalidPriority",
             f"Security rule has invalid Priority. Value provided: {priority} "
@@ -198,34 +224,35 @@ def validate_rule(name: str, properties: Any) -> Response | None:
             or properties.get(f"{side}AddressPrefixes")
             or properties.get(f"{side}ApplicationSecurityGroups")
         ):
-            return bad_format(
+            raise bad_format(
                 f"Security rule {name} needs {side}AddressPrefix, {side}AddressPrefixes "
                 f"or {side}ApplicationSecurityGroups."
             )
         if not (properties.get(f"{side}PortRange") or properties.get(f"{side}PortRanges")):
-            return bad_format(f"Security rule {name} needs {side}PortRange or {side}PortRanges.")
-    return None
+            raise bad_format(f"Security rule {name} needs {side}PortRange or {side}PortRanges.")
 
 
-def conflicting_rules(rules: list[Json]) -> Response | None:
+def check_conflicts(rules: list[Json]) -> None:
     """Unique priority per direction, and unique names."""
     seen: dict[tuple[str, int], str] = {}
     names: set[str] = set()
     for rule in rules:
         lowered = rule["name"].lower()
         if lowered in names:
-            return bad_format(f"Security rule name {rule['name']} is used more than once.")
+            raise bad_format(f"Security rule name {rule['name']} is used more than once.")
         names.add(lowered)
-        slot = (str(rule["properties"]["direction"]).lower(), int(rule["properties"]["priority"]))
+        slot = (
+            str(rule["properties"]["direction"]).lower(),
+            int(rule["properties"]["priority"]),
+        )
         if slot in seen:
-            return arm_error(
+            raise ArmError(
                 400,
                 "SecurityRuleConflict",
                 f"Security rule {rule['name']} conflicts with rule {seen[slot]}. Rules cannot have the same Priority "
                 "and Direction. To learn more, see aka.ms/nsgrules.",
             )
         seen[slot] = rule["name"]
-    return None
 
 
 def stamp_nsg(nsg: Json, state: str, etag: str | None = None, only: Json | None = None) -> None:
@@ -235,14 +262,20 @@ def stamp_nsg(nsg: Json, state: str, etag: str | None = None, only: Json | None 
     nsg["etag"] = etag
     props = nsg.setdefault("properties", {})
     props["provisioningState"] = state
-    for rule in [*props.get("securityRules", []), *props.get("defaultSecurityRules", [])]:
+    for rule in [
+        *props.get("securityRules", []),
+        *props.get("defaultSecurityRules", []),
+    ]:
         rule["etag"] = etag
         if only is None or rule is only:
             rule.setdefault("properties", {})["provisioningState"] = state
 
 
 def find_rule(nsg: Json, name: str, collection: str = "securityRules") -> Json | None:
-    return next((r for r in nsg.get("properties", {}).get(collection, []) if r["name"].lower() == name.lower()), None)
+    return next(
+        (r for r in nsg.get("properties", {}).get(collection, []) if r["name"].lower() == name.lower()),
+        None,
+    )
 
 
 def expand_nsg(nsg: Json) -> None:
@@ -325,8 +358,7 @@ def link_network(resources: list[Json]) -> None:
                 address.setdefault("properties", {})["ipConfiguration"] = {"id": config["id"]}
 
 
-def set_nsg_association(cloud: Cloud, nic: Json, old_nsg_id: str | None, new_nsg_id: str | None) -> None:
-    store = arm.store(cloud)
+def set_nsg_association(store: arm.ArmStore, nic: Json, old_nsg_id: str | None, new_nsg_id: str | None) -> None:
     if old_nsg_id and not arm.same_id(old_nsg_id, new_nsg_id):
         old = store.get(old_nsg_id, NSG_TYPE)
         if old is not None:
@@ -385,7 +417,8 @@ def storage_path(storage_id: str, target_id: str, name: str) -> str:
 def vm_power_state(vm: Json) -> str:
     statuses = (vm.get("properties", {}).get("instanceView") or {}).get("statuses", [])
     return next(
-        (s["code"].split("/", 1)[1] for s in statuses if str(s.get("code", "")).startswith("PowerState/")), "running"
+        (s["code"].split("/", 1)[1] for s in statuses if str(s.get("code", "")).startswith("PowerState/")),
+        "running",
     )
 
 
@@ -442,126 +475,131 @@ def effective_rules(nsg: Json) -> list[Json]:
 # routes
 
 
-def register(router: Router, cloud: Cloud) -> None:
-    route = arm.arm_routes(router, cloud)
-    group_base = "/subscriptions/{subscription}/resourcegroups/{group}/providers/Microsoft.Network"
-    nsg_base = group_base + "/networkSecurityGroups/{nsg}"
-    nic_base = group_base + "/networkInterfaces/{nic}"
-    capture_base = group_base + "/networkWatchers/{watcher}/packetCaptures/{capture}"
+GROUP = "/subscriptions/{subscription}/resourcegroups/{group}/providers/Microsoft.Network"
+NSG = GROUP + "/networkSecurityGroups/{nsg}"
+NIC = GROUP + "/networkInterfaces/{nic}"
+CAPTURES = GROUP + "/networkWatchers/{watcher}/packetCaptures"
+CAPTURE = CAPTURES + "/{capture}"
+SUBSCRIPTION = "/subscriptions/{subscription}/providers/Microsoft.Network"
+# The server-owned properties of a NIC a PUT keeps (the client cannot set them).
+NIC_SERVER_FIELDS = (
+    "virtualMachine", "macAddress", "resourceGuid", "primary", "vnetEncryptionSupported", "hostedWorkloads",
+    "tapConfigurations",
+)  # fmt: skip
 
-    def start(name: str, target: Json, location: str | None = None, **kwargs: Any) -> arm.Operation:
-        parsed = arm.ArmId.parse(target["id"])
-        return arm.operations(cloud).start(
-            cloud,
-            name=name,
-            namespace=NAMESPACE,
-            subscription=parsed.subscription if parsed else "",
-            location=location or target.get("location") or "westeurope",
-            target=target["id"],
-            **kwargs,
-        )
 
-    def read_listing(resource_type: str) -> None:
-        namespace, _, type_name = resource_type.partition("/")
+class NetworkProvider(ArmProvider):
+    namespace = NAMESPACE
 
-        async def list_group(request: Request, subscription: str, group: str) -> Response:
-            failure = arm.scope_error(cloud, subscription, group)
-            if failure is not None:
-                return failure
-            return arm.listing(arm.store(cloud).of_type(resource_type, subscription, group))
+    # ---- every resource type: GET, PATCH tags, the listings ----------------------------------------------------
 
-        async def list_subscription(request: Request, subscription: str) -> Response:
-            failure = arm.scope_error(cloud, subscription)
-            if failure is not None:
-                return failure
-            return arm.listing(arm.store(cloud).of_type(resource_type, subscription))
+    @route(
+        "GET",
+        GROUP + "/networkSecurityGroups/{nsg}",
+        resource_type=NSG_TYPE,
+        parameter="nsg",
+    )
+    @route(
+        "GET",
+        GROUP + "/networkInterfaces/{nic}",
+        resource_type=NIC_TYPE,
+        parameter="nic",
+    )
+    @route(
+        "GET",
+        GROUP + "/publicIPAddresses/{address}",
+        resource_type=PUBLIC_IP_TYPE,
+        parameter="address",
+    )
+    @route(
+        "GET",
+        GROUP + "/networkWatchers/{watcher}",
+        resource_type=WATCHER_TYPE,
+        parameter="watcher",
+    )
+    async def get_resource(
+        self,
+        request: Request,
+        subscription: str,
+        group: str,
+        resource_type: str,
+        parameter: str,
+        **names: str,
+    ) -> Response:
+        found = self.find(subscription, group, resource_type, names[parameter])
+        self.operations.observe_resource(found["id"])
+        return JSONResponse(arm.render(found))
 
-        route("GET", f"{group_base}/{type_name}")(list_group)
-        route("GET", f"/subscriptions/{{subscription}}/providers/{namespace}/{type_name}")(list_subscription)
+    @route(
+        "PATCH",
+        GROUP + "/networkSecurityGroups/{nsg}",
+        resource_type=NSG_TYPE,
+        parameter="nsg",
+    )
+    @route(
+        "PATCH",
+        GROUP + "/networkInterfaces/{nic}",
+        resource_type=NIC_TYPE,
+        parameter="nic",
+    )
+    @route(
+        "PATCH",
+        GROUP + "/publicIPAddresses/{address}",
+        resource_type=PUBLIC_IP_TYPE,
+        parameter="address",
+    )
+    async def update_tags(
+        self,
+        request: Request,
+        subscription: str,
+        group: str,
+        resource_type: str,
+        parameter: str,
+        **names: str,
+    ) -> Response:
+        """PATCH {"tags": {...}}: synchronous on Microsoft.Network, a new etag, no operation."""
+        found = self.find(subscription, group, resource_type, names[parameter])
+        body = await arm.read_json(request)
+        self.not_locked(found["id"])
+        if not isinstance(body.get("tags"), dict):
+            raise bad_format('PATCH takes {"tags": {...}}.')
+        found["tags"] = body["tags"]
+        found["etag"] = arm.weak_etag()
+        return JSONResponse(arm.render(found))
 
-    def get_resource(resource_type: str, parameter: str) -> None:
-        type_name = resource_type.partition("/")[2]
-
-        async def get_one(request: Request, subscription: str, group: str, **names: str) -> Response:
-            found, failure = arm.lookup(cloud, subscription, group, resource_type, names[parameter])
-            if failure is not None:
-                return failure
-            assert found is not None
-            arm.operations(cloud).observe_resource(found["id"])
-            return JSONResponse(arm.render(found))
-
-        async def update_tags(request: Request, subscription: str, group: str, **names: str) -> Response:
-            """PATCH {"tags": {...}}: synchronous on Microsoft.Network, a new etag, no operation."""
-            found, failure = arm.lookup(cloud, subscription, group, resource_type, names[parameter])
-            if failure is not None:
-                return failure
-            assert found is not None
-            body, failure = await arm.json_body(request)
-            if failure is not None:
-                return failure
-            assert body is not None
-            held = arm.operations(cloud).in_progress_on(found["id"])
-            if held is not None:
-                return arm.another_operation_in_progress(cloud, held, found["id"])
-            if not isinstance(body.get("tags"), dict):
-                return bad_format('PATCH takes {"tags": {...}}.')
-            found["tags"] = body["tags"]
-            found["etag"] = arm.weak_etag()
-            return JSONResponse(arm.render(found))
-
-        route("GET", f"{group_base}/{type_name}/{{{parameter}}}")(get_one)
-        if resource_type != WATCHER_TYPE:
-            route("PATCH", f"{group_base}/{type_name}/{{{parameter}}}")(update_tags)
-
-    for resource_type, parameter in (
-        (NSG_TYPE, "nsg"),
-        (NIC_TYPE, "nic"),
-        (PUBLIC_IP_TYPE, "address"),
-        (WATCHER_TYPE, "watcher"),
-    ):
-        get_resource(resource_type, parameter)
-        read_listing(resource_type)
+    @route("GET", GROUP + "/networkSecurityGroups", resource_type=NSG_TYPE)
+    @route("GET", SUBSCRIPTION + "/networkSecurityGroups", resource_type=NSG_TYPE)
+    @route("GET", GROUP + "/networkInterfaces", resource_type=NIC_TYPE)
+    @route("GET", SUBSCRIPTION + "/networkInterfaces", resource_type=NIC_TYPE)
+    @route("GET", GROUP + "/publicIPAddresses", resource_type=PUBLIC_IP_TYPE)
+    @route("GET", SUBSCRIPTION + "/publicIPAddresses", resource_type=PUBLIC_IP_TYPE)
+    @route("GET", GROUP + "/networkWatchers", resource_type=WATCHER_TYPE)
+    @route("GET", SUBSCRIPTION + "/networkWatchers", resource_type=WATCHER_TYPE)
+    async def list_resources(
+        self,
+        request: Request,
+        subscription: str,
+        resource_type: str,
+        group: str | None = None,
+    ) -> Response:
+        return self.listing(resource_type, subscription, group)
 
     # ---- network security groups -----------------------------------------------------------------------------
 
-    @route("PUT", nsg_base)
-    async def put_nsg(request: Request, subscription: str, group: str, nsg: str) -> Response:
-        failure = arm.scope_error(cloud, subscription, group)
-        if failure is not None:
-            return failure
-        body, failure = await arm.json_body(request)
-        if failure is not None:
-            return failure
-        assert body is not None
-        store = arm.store(cloud)
+    @route("PUT", NSG)
+    async def put_nsg(self, request: Request, subscription: str, group: str, nsg: str) -> Response:
+        self.require_scope(subscription, group)
+        body = await arm.read_json(request)
         nsg_id = arm.resource_id(subscription, group, NSG_TYPE, nsg)
-        existing = store.get(nsg_id, NSG_TYPE)
+        existing = self.store.get(nsg_id, NSG_TYPE)
         if existing is not None:
-            held = arm.operations(cloud).in_progress_on(existing["id"])
-            if held is not None:
-                return arm.another_operation_in_progress(cloud, held, existing["id"])
-        failure = arm.precondition_failed(request, existing["etag"] if existing else None)
-        if failure is not None:
-            return failure
-        location = body.get("location") or (existing or {}).get("location")
-        if not location:
-            return arm_error(400, "LocationRequired", "The location property is required for this definition.")
+            self.not_locked(existing["id"])
+        arm.check_preconditions(request, existing["etag"] if existing else None)
+        location = _location(body, existing)
         if existing is not None:
             nsg_id, nsg = existing["id"], existing["name"]
-        props = body.get("properties") or {}
         etag = arm.weak_etag()
-        rules = []
-        for rule in props.get("securityRules") or []:
-            rule_props = rule.get("properties") if isinstance(rule, dict) else None
-            name = str(rule.get("name", "")) if isinstance(rule, dict) else ""
-            failure = validate_rule(name, rule_props)
-            if failure is not None:
-                return failure
-            assert rule_props is not None
-            rules.append(normalize_rule(name, rule_props, nsg_id, etag, "Updating"))
-        failure = conflicting_rules(rules)
-        if failure is not None:
-            return failure
+        rules = _rules_of(body.get("properties") or {}, nsg_id, etag)
         old_props = (existing or {}).get("properties", {})
         stored: Json = {
             "name": nsg,
@@ -582,31 +620,28 @@ def register(router: Router, cloud: Cloud) -> None:
         if body.get("tags") is not None:
             stored["tags"] = body["tags"]
         stamp_nsg(stored, "Updating", etag)
-        store.put(stored)
-        operation = start("PutNetworkSecurityGroupOperation", stored, finish=lambda: stamp_nsg(stored, "Succeeded"))
-        return arm.accepted(request, cloud, operation, 200 if existing else 201, arm.render(stored))
+        self.store.put(stored)
+        operation = self.start(
+            "PutNetworkSecurityGroupOperation",
+            stored,
+            finish=lambda: stamp_nsg(stored, "Succeeded"),
+        )
+        return self.accepted(request, operation, 200 if existing else 201, arm.render(stored))
 
-    @route("DELETE", nsg_base)
-    async def delete_nsg(request: Request, subscription: str, group: str, nsg: str) -> Response:
-        failure = arm.scope_error(cloud, subscription, group)
-        if failure is not None:
-            return failure
-        store = arm.store(cloud)
-        existing = store.get(arm.resource_id(subscription, group, NSG_TYPE, nsg), NSG_TYPE)
+    @route("DELETE", NSG)
+    async def delete_nsg(self, request: Request, subscription: str, group: str, nsg: str) -> Response:
+        self.require_scope(subscription, group)
+        existing = self.store.get(arm.resource_id(subscription, group, NSG_TYPE, nsg), NSG_TYPE)
         if existing is None:
             return Response(status_code=204)
-        held = arm.operations(cloud).in_progress_on(existing["id"])
-        if held is not None:
-            return arm.another_operation_in_progress(cloud, held, existing["id"])
-        failure = arm.precondition_failed(request, existing["etag"])
-        if failure is not None:
-            return failure
+        self.not_locked(existing["id"])
+        arm.check_preconditions(request, existing["etag"])
         users = [
             r["id"]
             for r in existing["properties"].get("networkInterfaces", []) + existing["properties"].get("subnets", [])
         ]
         if users:
-            return arm_error(
+            raise ArmError(
                 400,
                 "InUseNetworkSecurityGroupCannotBeDeleted",
                 f"Network security group {existing['id']} cannot be deleted because it is in use by the following "
@@ -614,96 +649,78 @@ def register(router: Router, cloud: Cloud) -> None:
                 "with the resource(s).",
             )
         existing["properties"]["provisioningState"] = "Deleting"
+        store = self.store
 
         def finish() -> None:
             store.delete(existing["id"])
 
-        operation = start("DeleteNetworkSecurityGroupOperation", existing, finish=finish)
-        return arm.accepted(request, cloud, operation, 202, location=True)
+        operation = self.start("DeleteNetworkSecurityGroupOperation", existing, finish=finish)
+        return self.accepted(request, operation, 202, location=True)
 
     # ---- security rules ----------------------------------------------------------------------------------------
 
-    def parent_nsg(subscription: str, group: str, nsg: str) -> tuple[Json | None, Response | None]:
-        return arm.lookup(cloud, subscription, group, NSG_TYPE, nsg)
+    def _nsg(self, subscription: str, group: str, nsg: str) -> Json:
+        return self.find(subscription, group, NSG_TYPE, nsg)
 
-    for collection in ("securityRules", "defaultSecurityRules"):
+    @route("GET", NSG + "/securityRules", collection="securityRules")
+    @route("GET", NSG + "/defaultSecurityRules", collection="defaultSecurityRules")
+    async def list_rules(self, request: Request, subscription: str, group: str, nsg: str, collection: str) -> Response:
+        found = self._nsg(subscription, group, nsg)
+        self.operations.observe_resource(found["id"])
+        return JSONResponse({"value": copy.deepcopy(found["properties"].get(collection, []))})
 
-        def rule_reads(collection: str = collection) -> None:
-            async def list_rules(request: Request, subscription: str, group: str, nsg: str) -> Response:
-                found, failure = parent_nsg(subscription, group, nsg)
-                if failure is not None:
-                    return failure
-                assert found is not None
-                arm.operations(cloud).observe_resource(found["id"])
-                return JSONResponse({"value": copy.deepcopy(found["properties"].get(collection, []))})
+    @route("GET", NSG + "/securityRules/{rule}", collection="securityRules")
+    @route("GET", NSG + "/defaultSecurityRules/{rule}", collection="defaultSecurityRules")
+    async def get_rule(
+        self,
+        request: Request,
+        subscription: str,
+        group: str,
+        nsg: str,
+        rule: str,
+        collection: str,
+    ) -> Response:
+        found = self._nsg(subscription, group, nsg)
+        self.operations.observe_resource(found["id"])
+        match = find_rule(found, rule, collection)
+        if match is None:
+            raise arm.child_not_found(f"{found['id']}/{collection}/{rule}")
+        return JSONResponse(copy.deepcopy(match))
 
-            async def get_rule(request: Request, subscription: str, group: str, nsg: str, rule: str) -> Response:
-                found, failure = parent_nsg(subscription, group, nsg)
-                if failure is not None:
-                    return failure
-                assert found is not None
-                arm.operations(cloud).observe_resource(found["id"])
-                match = find_rule(found, rule, collection)
-                if match is None:
-                    return arm.child_not_found(f"{found['id']}/{collection}/{rule}")
-                return JSONResponse(copy.deepcopy(match))
-
-            route("GET", f"{nsg_base}/{collection}")(list_rules)
-            route("GET", f"{nsg_base}/{collection}/{{rule}}")(get_rule)
-
-        rule_reads()
-
-    @route("PUT", nsg_base + "/securityRules/{rule}")
-    async def put_rule(request: Request, subscription: str, group: str, nsg: str, rule: str) -> Response:
-        found, failure = parent_nsg(subscription, group, nsg)
-        if failure is not None:
-            return failure
-        assert found is not None
-        body, failure = await arm.json_body(request)
-        if failure is not None:
-            return failure
-        assert body is not None
-        held = arm.operations(cloud).in_progress_on(found["id"])
-        if held is not None:
-            return arm.another_operation_in_progress(cloud, held, found["id"])
+    @route("PUT", NSG + "/securityRules/{rule}")
+    async def put_rule(self, request: Request, subscription: str, group: str, nsg: str, rule: str) -> Response:
+        found = self._nsg(subscription, group, nsg)
+        body = await arm.read_json(request)
+        self.not_locked(found["id"])
         existing = find_rule(found, rule)
-        failure = arm.precondition_failed(request, existing["etag"] if existing else None)
-        if failure is not None:
-            return failure
+        arm.check_preconditions(request, existing["etag"] if existing else None)
         name = existing["name"] if existing else rule
-        failure = validate_rule(name, body.get("properties"))
-        if failure is not None:
-            return failure
+        validate_rule(name, body.get("properties"))
         etag = arm.weak_etag()
         new_rule = normalize_rule(name, body["properties"], found["id"], etag, "Updating")
         others = [r for r in found["properties"].get("securityRules", []) if r is not existing]
-        failure = conflicting_rules([*others, new_rule])
-        if failure is not None:
-            return failure
+        check_conflicts([*others, new_rule])
         rules = found["properties"].setdefault("securityRules", [])
         if existing is not None:
             rules[rules.index(existing)] = new_rule
         else:
             rules.append(new_rule)
         stamp_nsg(found, "Updating", etag, only=new_rule)
-        operation = start("PutSecurityRuleOperation", found, finish=lambda: stamp_nsg(found, "Succeeded"))
-        return arm.accepted(request, cloud, operation, 200 if existing else 201, copy.deepcopy(new_rule))
+        operation = self.start(
+            "PutSecurityRuleOperation",
+            found,
+            finish=lambda: stamp_nsg(found, "Succeeded"),
+        )
+        return self.accepted(request, operation, 200 if existing else 201, copy.deepcopy(new_rule))
 
-    @route("DELETE", nsg_base + "/securityRules/{rule}")
-    async def delete_rule(request: Request, subscription: str, group: str, nsg: str, rule: str) -> Response:
-        found, failure = parent_nsg(subscription, group, nsg)
-        if failure is not None:
-            return failure
-        assert found is not None
+    @route("DELETE", NSG + "/securityRules/{rule}")
+    async def delete_rule(self, request: Request, subscription: str, group: str, nsg: str, rule: str) -> Response:
+        found = self._nsg(subscription, group, nsg)
         existing = find_rule(found, rule)
         if existing is None:
             return Response(status_code=204)
-        held = arm.operations(cloud).in_progress_on(found["id"])
-        if held is not None:
-            return arm.another_operation_in_progress(cloud, held, found["id"])
-        failure = arm.precondition_failed(request, existing["etag"])
-        if failure is not None:
-            return failure
+        self.not_locked(found["id"])
+        arm.check_preconditions(request, existing["etag"])
         stamp_nsg(found, "Updating", only=existing)
         existing["properties"]["provisioningState"] = "Deleting"
 
@@ -713,90 +730,38 @@ def register(router: Router, cloud: Cloud) -> None:
                 rules.remove(existing)
             stamp_nsg(found, "Succeeded")
 
-        operation = start("DeleteSecurityRuleOperation", found, finish=finish)
-        return arm.accepted(request, cloud, operation, 202, location=True)
+        operation = self.start("DeleteSecurityRuleOperation", found, finish=finish)
+        return self.accepted(request, operation, 202, location=True)
 
     # ---- network interfaces ------------------------------------------------------------------------------------
 
-    @route("PUT", nic_base)
-    async def put_nic(request: Request, subscription: str, group: str, nic: str) -> Response:
-        failure = arm.scope_error(cloud, subscription, group)
-        if failure is not None:
-            return failure
-        body, failure = await arm.json_body(request)
-        if failure is not None:
-            return failure
-        assert body is not None
-        store = arm.store(cloud)
-        book = arm.operations(cloud)
+    @route("PUT", NIC)
+    async def put_nic(self, request: Request, subscription: str, group: str, nic: str) -> Response:
+        self.require_scope(subscription, group)
+        body = await arm.read_json(request)
         nic_id = arm.resource_id(subscription, group, NIC_TYPE, nic)
-        existing = store.get(nic_id, NIC_TYPE)
+        existing = self.store.get(nic_id, NIC_TYPE)
         if existing is not None:
             nic_id, nic = existing["id"], existing["name"]
-            held = book.in_progress_on(nic_id)
-            if held is not None:
-                return arm.another_operation_in_progress(cloud, held, nic_id)
-        failure = arm.precondition_failed(request, existing["etag"] if existing else None)
-        if failure is not None:
-            return failure
-        location = body.get("location") or (existing or {}).get("location")
-        if not location:
-            return arm_error(400, "LocationRequired", "The location property is required for this definition.")
+            self.not_locked(nic_id)
+        arm.check_preconditions(request, existing["etag"] if existing else None)
+        location = _location(body, existing)
         props = body.get("properties") or {}
-        nsg_ref = (props.get("networkSecurityGroup") or {}).get("id")
-        nsg = store.get(nsg_ref, NSG_TYPE) if nsg_ref else None
-        if nsg_ref:
-            if nsg is None or str(nsg.get("location", "")).lower() != str(location).lower():
-                return invalid_reference(nsg_ref, nic_id)
-            held = book.in_progress_on(nsg["id"])
-            if held is not None:
-                return arm.referenced_resource_not_provisioned(cloud, held, nsg["id"], nic_id)
-        configs_in = props.get("ipConfigurations") or []
-        if not configs_in:
-            return bad_format(f"Network interface {nic_id} must have one or more IP configurations.")
+        nsg = self._nic_nsg(props, location, nic_id)
+        if not props.get("ipConfigurations"):
+            raise bad_format(f"Network interface {nic_id} must have one or more IP configurations.")
         old_props = (existing or {}).get("properties", {})
-        old_configs = {c["name"].lower(): c for c in old_props.get("ipConfigurations", [])}
         etag = arm.weak_etag()
-        configs = []
-        for index, config in enumerate(configs_in):
-            name = str(config.get("name") or f"ipconfig{index + 1}")
-            old = old_configs.get(name.lower(), {})
-            cprops = {
-                k: copy.deepcopy(v) for k, v in (config.get("properties") or {}).items() if k in IP_CONFIG_CLIENT_FIELDS
-            }
-            cprops["provisioningState"] = "Updating"
-            if "privateIPAddress" not in cprops and "privateIPAddress" in old.get("properties", {}):
-                cprops["privateIPAddress"] = old["properties"]["privateIPAddress"]
-            cprops.setdefault("privateIPAllocationMethod", "Dynamic")
-            cprops.setdefault("privateIPAddressVersion", "IPv4")
-            cprops.setdefault("primary", index == 0)
-            configs.append(
-                {
-                    "name": name,
-                    "id": f"{nic_id}/ipConfigurations/{name}",
-                    "etag": etag,
-                    "type": IP_CONFIG_TYPE,
-                    "properties": cprops,
-                }
-            )
         new_props: Json = {k: copy.deepcopy(v) for k, v in props.items() if k in NIC_CLIENT_FIELDS}
         if nsg is not None:
             new_props["networkSecurityGroup"] = {"id": nsg["id"]}
         else:
             new_props.pop("networkSecurityGroup", None)
-        for server_owned in (
-            "virtualMachine",
-            "macAddress",
-            "resourceGuid",
-            "primary",
-            "vnetEncryptionSupported",
-            "hostedWorkloads",
-            "tapConfigurations",
-        ):
+        for server_owned in NIC_SERVER_FIELDS:
             if server_owned in old_props:
                 new_props[server_owned] = copy.deepcopy(old_props[server_owned])
         new_props.setdefault("resourceGuid", str(uuid.uuid4()))
-        new_props["ipConfigurations"] = configs
+        new_props["ipConfigurations"] = _ip_configurations(props["ipConfigurations"], old_props, nic_id, etag)
         new_props["provisioningState"] = "Updating"
         stored: Json = {
             "name": nic,
@@ -812,37 +777,36 @@ def register(router: Router, cloud: Cloud) -> None:
             expand_nic(stored)
             stored["properties"]["provisioningState"] = "Updating"
         old_nsg = (old_props.get("networkSecurityGroup") or {}).get("id")
-        store.put(stored)
-        set_nsg_association(cloud, stored, old_nsg, nsg["id"] if nsg else None)
+        self.store.put(stored)
+        set_nsg_association(self.store, stored, old_nsg, nsg["id"] if nsg else None)
+        operation = self.start("PutNetworkInterfaceOperation", stored, finish=lambda: _settle_nic(stored))
+        return self.accepted(request, operation, 200 if existing else 201, arm.render(stored))
 
-        def finish() -> None:
-            stored["etag"] = arm.weak_etag()
-            stored["properties"]["provisioningState"] = "Succeeded"
-            for config in stored["properties"]["ipConfigurations"]:
-                config["etag"] = stored["etag"]
-                config["properties"]["provisioningState"] = "Succeeded"
+    def _nic_nsg(self, props: Json, location: str, nic_id: str) -> Json | None:
+        """The NSG a NIC's PUT references: it must exist in the NIC's region and not be in the middle of a write."""
+        nsg_ref = (props.get("networkSecurityGroup") or {}).get("id")
+        if not nsg_ref:
+            return None
+        nsg = self.store.get(nsg_ref, NSG_TYPE)
+        if nsg is None or str(nsg.get("location", "")).lower() != str(location).lower():
+            raise invalid_reference(nsg_ref, nic_id)
+        held = self.operations.in_progress_on(nsg["id"])
+        if held is not None:
+            raise arm.referenced_resource_not_provisioned(self.cloud, held, nsg["id"], nic_id)
+        return nsg
 
-        operation = start("PutNetworkInterfaceOperation", stored, finish=finish)
-        return arm.accepted(request, cloud, operation, 200 if existing else 201, arm.render(stored))
-
-    @route("DELETE", nic_base)
-    async def delete_nic(request: Request, subscription: str, group: str, nic: str) -> Response:
-        failure = arm.scope_error(cloud, subscription, group)
-        if failure is not None:
-            return failure
-        store = arm.store(cloud)
+    @route("DELETE", NIC)
+    async def delete_nic(self, request: Request, subscription: str, group: str, nic: str) -> Response:
+        self.require_scope(subscription, group)
+        store = self.store
         existing = store.get(arm.resource_id(subscription, group, NIC_TYPE, nic), NIC_TYPE)
         if existing is None:
             return Response(status_code=204)
-        held = arm.operations(cloud).in_progress_on(existing["id"])
-        if held is not None:
-            return arm.another_operation_in_progress(cloud, held, existing["id"])
-        failure = arm.precondition_failed(request, existing["etag"])
-        if failure is not None:
-            return failure
+        self.not_locked(existing["id"])
+        arm.check_preconditions(request, existing["etag"])
         vm = (existing["properties"].get("virtualMachine") or {}).get("id")
         if vm:
-            return arm_error(
+            raise ArmError(
                 400,
                 "NicInUse",
                 f"Network Interface {existing['id']} is used by existing resource {vm}. In order to delete the "
@@ -851,22 +815,18 @@ def register(router: Router, cloud: Cloud) -> None:
         existing["properties"]["provisioningState"] = "Deleting"
 
         def finish() -> None:
-            set_nsg_association(
-                cloud, existing, (existing["properties"].get("networkSecurityGroup") or {}).get("id"), None
-            )
+            nsg_id = (existing["properties"].get("networkSecurityGroup") or {}).get("id")
+            set_nsg_association(store, existing, nsg_id, None)
             store.delete(existing["id"])
 
-        operation = start("DeleteNetworkInterfaceOperation", existing, finish=finish)
-        return arm.accepted(request, cloud, operation, 202, location=True)
+        operation = self.start("DeleteNetworkInterfaceOperation", existing, finish=finish)
+        return self.accepted(request, operation, 202, location=True)
 
-    @route("POST", nic_base + "/effectiveNetworkSecurityGroups")
-    async def effective_nsgs(request: Request, subscription: str, group: str, nic: str) -> Response:
-        found, failure = arm.lookup(cloud, subscription, group, NIC_TYPE, nic)
-        if failure is not None:
-            return failure
-        assert found is not None
+    @route("POST", NIC + "/effectiveNetworkSecurityGroups")
+    async def effective_nsgs(self, request: Request, subscription: str, group: str, nic: str) -> Response:
+        found = self.find(subscription, group, NIC_TYPE, nic)
         groups = []
-        nsg = arm.store(cloud).get((found["properties"].get("networkSecurityGroup") or {}).get("id"), NSG_TYPE)
+        nsg = self.store.get((found["properties"].get("networkSecurityGroup") or {}).get("id"), NSG_TYPE)
         if nsg is not None:
             groups.append(
                 {
@@ -875,75 +835,63 @@ def register(router: Router, cloud: Cloud) -> None:
                     "effectiveSecurityRules": effective_rules(nsg),
                 }
             )
-        operation = start("GetEffectiveNetworkSecurityGroupsOperation", found, result_body={"value": groups})
-        return arm.accepted(request, cloud, operation, 202, location=True)
+        operation = self.start(
+            "GetEffectiveNetworkSecurityGroupsOperation",
+            found,
+            result_body={"value": groups},
+        )
+        return self.accepted(request, operation, 202, location=True)
 
     # ---- packet captures ---------------------------------------------------------------------------------------
 
-    def parent_watcher(subscription: str, group: str, watcher: str) -> tuple[Json | None, Response | None]:
-        return arm.lookup(cloud, subscription, group, WATCHER_TYPE, watcher)
+    def _watcher(self, subscription: str, group: str, watcher: str) -> Json:
+        return self.find(subscription, group, WATCHER_TYPE, watcher)
 
-    def find_capture(watcher: Json, capture: str) -> Json | None:
-        return arm.store(cloud).get(f"{watcher['id']}/packetCaptures/{capture}", CAPTURE_TYPE)
+    def _capture(self, watcher: Json, capture: str) -> Json | None:
+        return self.store.get(f"{watcher['id']}/packetCaptures/{capture}", CAPTURE_TYPE)
 
-    @route("PUT", capture_base)
-    async def create_capture(request: Request, subscription: str, group: str, watcher: str, capture: str) -> Response:
-        parent, failure = parent_watcher(subscription, group, watcher)
-        if failure is not None:
-            return failure
-        assert parent is not None
-        body, failure = await arm.json_body(request)
-        if failure is not None:
-            return failure
-        assert body is not None
+    def _existing_capture(self, subscription: str, group: str, watcher: str, capture: str) -> tuple[Json, Json]:
+        """(watcher, capture), or Microsoft.Network's 404 for either."""
+        parent = self._watcher(subscription, group, watcher)
+        found = self._capture(parent, capture)
+        if found is None:
+            raise arm.child_not_found(f"{parent['id']}/packetCaptures/{capture}")
+        return parent, found
+
+    @route("PUT", CAPTURE)
+    async def create_capture(
+        self,
+        request: Request,
+        subscription: str,
+        group: str,
+        watcher: str,
+        capture: str,
+    ) -> Response:
+        parent = self._watcher(subscription, group, watcher)
+        body = await arm.read_json(request)
         capture_id = f"{parent['id']}/packetCaptures/{capture}"
-        if find_capture(parent, capture) is not None:
-            return arm_error(409, "PacketCaptureAlreadyExists", f"Packet capture {capture_id} already exists.")
+        if self._capture(parent, capture) is not None:
+            raise ArmError(
+                409,
+                "PacketCaptureAlreadyExists",
+                f"Packet capture {capture_id} already exists.",
+            )
         props = body.get("properties") or {}
-        store = arm.store(cloud)
-        target = props.get("target")
-        if not target:
-            return bad_format("properties.target (the id of the virtual machine to capture on) is required.")
-        vm = store.get(target, VM_TYPE)
-        if vm is None:
-            return invalid_reference(target, capture_id)
-        if vm_power_state(vm) != "running":
-            return arm_error(
-                400,
-                "VmNotRunning",
-                f"Packet capture cannot start on virtual machine {vm['id']} because it is not running.",
-            )
-        storage = props.get("storageLocation") or {}
-        if not (storage.get("storageId") or storage.get("filePath")):
-            return bad_format("properties.storageLocation needs storageId or filePath.")
-        if storage.get("storageId") and store.get(storage["storageId"], arm.STORAGE_TYPE) is None:
-            return invalid_reference(storage["storageId"], capture_id)
-        limit = props.get("timeLimitInSeconds", MAX_CAPTURE_SECONDS)
-        if isinstance(limit, bool) or not isinstance(limit, int) or not 0 <= limit <= MAX_CAPTURE_SECONDS:
-            return bad_format(
-                f"timeLimitInSeconds must be between 0 and {MAX_CAPTURE_SECONDS}. Value provided: {limit}."
-            )
-        stored_props: Json = copy.deepcopy(props)
-        stored_props["target"] = vm["id"]
-        stored_props.setdefault("bytesToCapturePerPacket", 0)
-        stored_props.setdefault("totalBytesPerSession", DEFAULT_CAPTURE_BYTES)
-        stored_props["timeLimitInSeconds"] = limit
-        stored_props.setdefault("filters", [])
-        if storage.get("storageId") and not storage.get("storagePath"):
-            stored_props["storageLocation"] = {
-                **storage,
-                "storagePath": storage_path(storage["storageId"], vm["id"], capture),
-            }
-        stored_props["provisioningState"] = "Updating"
+        vm = self._capture_target(props, capture_id)
+        stored_props = _capture_properties(props, vm, capture)
         stored: Json = {
             "name": capture,
             "id": capture_id,
             "etag": arm.weak_etag(),
             "type": CAPTURE_TYPE,
             "properties": stored_props,
-            "queryStatus": {"packetCaptureStatus": "NotStarted", "stopReason": "", "packetCaptureError": []},
+            "queryStatus": {
+                "packetCaptureStatus": "NotStarted",
+                "stopReason": "",
+                "packetCaptureError": [],
+            },
         }
-        store.put(stored)
+        self.store.put(stored)
 
         def finish() -> None:
             stored["etag"] = arm.weak_etag()
@@ -951,79 +899,122 @@ def register(router: Router, cloud: Cloud) -> None:
             if stored["queryStatus"]["packetCaptureStatus"] == "NotStarted":
                 stored["queryStatus"].update(packetCaptureStatus="Running", captureStartTime=arm.utc_now())
 
-        operation = start("PutPacketCaptureOperation", stored, location=parent.get("location"), finish=finish)
-        return arm.accepted(request, cloud, operation, 201, render_capture(stored))
+        operation = self.start(
+            "PutPacketCaptureOperation",
+            stored,
+            location=parent.get("location"),
+            finish=finish,
+        )
+        return self.accepted(request, operation, 201, render_capture(stored))
 
-    @route("GET", capture_base)
-    async def get_capture(request: Request, subscription: str, group: str, watcher: str, capture: str) -> Response:
-        parent, failure = parent_watcher(subscription, group, watcher)
-        if failure is not None:
-            return failure
-        assert parent is not None
-        found = find_capture(parent, capture)
-        if found is None:
-            return arm.child_not_found(f"{parent['id']}/packetCaptures/{capture}")
-        arm.operations(cloud).observe_resource(found["id"])
+    def _capture_target(self, props: Json, capture_id: str) -> Json:
+        """The running VM a new capture targets, after checking where it would write."""
+        target = props.get("target")
+        if not target:
+            raise bad_format("properties.target (the id of the virtual machine to capture on) is required.")
+        vm = self.store.get(target, VM_TYPE)
+        if vm is None:
+            raise invalid_reference(target, capture_id)
+        if vm_power_state(vm) != "running":
+            raise ArmError(
+                400,
+                "VmNotRunning",
+                f"Packet capture cannot start on virtual machine {vm['id']} because it is not running.",
+            )
+        storage = props.get("storageLocation") or {}
+        if not (storage.get("storageId") or storage.get("filePath")):
+            raise bad_format("properties.storageLocation needs storageId or filePath.")
+        if storage.get("storageId") and self.store.get(storage["storageId"], arm.STORAGE_TYPE) is None:
+            raise invalid_reference(storage["storageId"], capture_id)
+        limit = props.get("timeLimitInSeconds", MAX_CAPTURE_SECONDS)
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 0 <= limit <= MAX_CAPTURE_SECONDS:
+            raise bad_format(
+                f"timeLimitInSeconds must be between 0 and {MAX_CAPTURE_SECONDS}. Value provided: {limit}."
+            )
+        return vm
+
+    @route("GET", CAPTURE)
+    async def get_capture(
+        self,
+        request: Request,
+        subscription: str,
+        group: str,
+        watcher: str,
+        capture: str,
+    ) -> Response:
+        _, found = self._existing_capture(subscription, group, watcher, capture)
+        self.operations.observe_resource(found["id"])
         return JSONResponse(render_capture(found))
 
-    @route("GET", group_base + "/networkWatchers/{watcher}/packetCaptures")
-    async def list_captures(request: Request, subscription: str, group: str, watcher: str) -> Response:
-        parent, failure = parent_watcher(subscription, group, watcher)
-        if failure is not None:
-            return failure
-        assert parent is not None
+    @route("GET", CAPTURES)
+    async def list_captures(self, request: Request, subscription: str, group: str, watcher: str) -> Response:
+        parent = self._watcher(subscription, group, watcher)
         prefix = arm.key(parent["id"]) + "/packetcaptures/"
-        captures = [c for c in arm.store(cloud).resources if arm.key(c["id"]).startswith(prefix)]
+        captures = [c for c in self.store.resources if arm.key(c["id"]).startswith(prefix)]
         return JSONResponse({"value": [render_capture(c) for c in captures]})
 
-    @route("DELETE", capture_base)
-    async def delete_capture(request: Request, subscription: str, group: str, watcher: str, capture: str) -> Response:
-        parent, failure = parent_watcher(subscription, group, watcher)
-        if failure is not None:
-            return failure
-        assert parent is not None
-        found = find_capture(parent, capture)
+    @route("DELETE", CAPTURE)
+    async def delete_capture(
+        self,
+        request: Request,
+        subscription: str,
+        group: str,
+        watcher: str,
+        capture: str,
+    ) -> Response:
+        parent = self._watcher(subscription, group, watcher)
+        found = self._capture(parent, capture)
         if found is None:
             return Response(status_code=204)
-        held = arm.operations(cloud).in_progress_on(found["id"])
-        if held is not None:
-            return arm.another_operation_in_progress(cloud, held, found["id"])
+        self.not_locked(found["id"])
         found["properties"]["provisioningState"] = "Deleting"
-        store = arm.store(cloud)
+        store = self.store
 
         def finish() -> None:
             store.delete(found["id"])
 
-        operation = start("DeletePacketCaptureOperation", found, location=parent.get("location"), finish=finish)
-        return arm.accepted(request, cloud, operation, 202, location=True)
+        operation = self.start(
+            "DeletePacketCaptureOperation",
+            found,
+            location=parent.get("location"),
+            finish=finish,
+        )
+        return self.accepted(request, operation, 202, location=True)
 
-    @route("POST", capture_base + "/stop")
-    async def stop_capture(request: Request, subscription: str, group: str, watcher: str, capture: str) -> Response:
-        parent, failure = parent_watcher(subscription, group, watcher)
-        if failure is not None:
-            return failure
-        assert parent is not None
-        found = find_capture(parent, capture)
-        if found is None:
-            return arm.child_not_found(f"{parent['id']}/packetCaptures/{capture}")
+    @route("POST", CAPTURE + "/stop")
+    async def stop_capture(
+        self,
+        request: Request,
+        subscription: str,
+        group: str,
+        watcher: str,
+        capture: str,
+    ) -> Response:
+        parent, found = self._existing_capture(subscription, group, watcher, capture)
 
         def finish() -> None:
             status = capture_status(found)
             if status["packetCaptureStatus"] in ("NotStarted", "Running"):
                 status.update(packetCaptureStatus="Stopped", stopReason="ManualStop")
 
-        operation = start("StopPacketCaptureOperation", found, location=parent.get("location"), finish=finish)
-        return arm.accepted(request, cloud, operation, 202, location=True)
+        operation = self.start(
+            "StopPacketCaptureOperation",
+            found,
+            location=parent.get("location"),
+            finish=finish,
+        )
+        return self.accepted(request, operation, 202, location=True)
 
-    @route("POST", capture_base + "/queryStatus")
-    async def query_capture(request: Request, subscription: str, group: str, watcher: str, capture: str) -> Response:
-        parent, failure = parent_watcher(subscription, group, watcher)
-        if failure is not None:
-            return failure
-        assert parent is not None
-        found = find_capture(parent, capture)
-        if found is None:
-            return arm.child_not_found(f"{parent['id']}/packetCaptures/{capture}")
+    @route("POST", CAPTURE + "/queryStatus")
+    async def query_capture(
+        self,
+        request: Request,
+        subscription: str,
+        group: str,
+        watcher: str,
+        capture: str,
+    ) -> Response:
+        _, found = self._existing_capture(subscription, group, watcher, capture)
         status = capture_status(found)
         body: Json = {"name": found["name"], "id": found["id"]}
         if status.get("captureStartTime"):
@@ -1032,3 +1023,80 @@ def register(router: Router, cloud: Cloud) -> None:
         body["stopReason"] = status.get("stopReason", "")
         body["packetCaptureError"] = list(status.get("packetCaptureError", []))
         return JSONResponse(body)
+
+
+def _location(body: Json, existing: Json | None) -> str:
+    location = body.get("location") or (existing or {}).get("location")
+    if not location:
+        raise ArmError(
+            400,
+            "LocationRequired",
+            "The location property is required for this definition.",
+        )
+    return str(location)
+
+
+def _rules_of(props: Json, nsg_id: str, etag: str) -> list[Json]:
+    """The security rules of an NSG's PUT body, validated and normalized."""
+    rules = []
+    for rule in props.get("securityRules") or []:
+        rule_props = rule.get("properties") if isinstance(rule, dict) else None
+        name = str(rule.get("name", "")) if isinstance(rule, dict) else ""
+        validate_rule(name, rule_props)
+        assert rule_props is not None
+        rules.append(normalize_rule(name, rule_props, nsg_id, etag, "Updating"))
+    check_conflicts(rules)
+    return rules
+
+
+def _ip_configurations(configs_in: list[Json], old_props: Json, nic_id: str, etag: str) -> list[Json]:
+    """A NIC's IP configurations from its PUT body; an address the client leaves out keeps its old value."""
+    old_configs = {c["name"].lower(): c for c in old_props.get("ipConfigurations", [])}
+    configs = []
+    for index, config in enumerate(configs_in):
+        name = str(config.get("name") or f"ipconfig{index + 1}")
+        old = old_configs.get(name.lower(), {})
+        cprops = {
+            k: copy.deepcopy(v) for k, v in (config.get("properties") or {}).items() if k in IP_CONFIG_CLIENT_FIELDS
+        }
+        cprops["provisioningState"] = "Updating"
+        if "privateIPAddress" not in cprops and "privateIPAddress" in old.get("properties", {}):
+            cprops["privateIPAddress"] = old["properties"]["privateIPAddress"]
+        cprops.setdefault("privateIPAllocationMethod", "Dynamic")
+        cprops.setdefault("privateIPAddressVersion", "IPv4")
+        cprops.setdefault("primary", index == 0)
+        configs.append(
+            {
+                "name": name,
+                "id": f"{nic_id}/ipConfigurations/{name}",
+                "etag": etag,
+                "type": IP_CONFIG_TYPE,
+                "properties": cprops,
+            }
+        )
+    return configs
+
+
+def _settle_nic(nic: Json) -> None:
+    nic["etag"] = arm.weak_etag()
+    nic["properties"]["provisioningState"] = "Succeeded"
+    for config in nic["properties"]["ipConfigurations"]:
+        config["etag"] = nic["etag"]
+        config["properties"]["provisioningState"] = "Succeeded"
+
+
+def _capture_properties(props: Json, vm: Json, capture: str) -> Json:
+    stored_props: Json = copy.deepcopy(props)
+    stored_props["target"] = vm["id"]
+    stored_props.setdefault("bytesToCapturePerPacket", 0)
+    stored_props.setdefault("totalBytesPerSession", DEFAULT_CAPTURE_BYTES)
+    stored_props["timeLimitInSeconds"] = props.get("timeLimitInSeconds", MAX_CAPTURE_SECONDS)
+    stored_props.setdefault("filters", [])
+    storage = props.get("storageLocation") or {}
+    if storage.get("storageId") and not storage.get("storagePath"):
+        stored_props["storageLocation"] = {
+            **storage,
+            "storagePath": storage_path(storage["storageId"], vm["id"], capture),
+        }
+    stored_props["provisioningState"] = "Updating"
+    return stored_props

@@ -26,8 +26,9 @@ from typing import Any, ClassVar
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from local.cloud.errors import arm_error
-from local.cloud.router import Handler, Router, request_params
+from local.cloud.errors import AdminError, ArmError
+from local.cloud.provider import Provider, route
+from local.cloud.router import request_params
 from local.cloud.state import Cloud
 
 Json = dict[str, Any]
@@ -139,23 +140,23 @@ def quoted_etag() -> str:
     return f'"{uuid.uuid4()}"'
 
 
-def precondition_failed(request: Request, current_etag: str | None) -> Response | None:
-    """If-Match / If-None-Match as ARM resource providers honour them; None when the request may proceed."""
+def check_preconditions(request: Request, current_etag: str | None) -> None:
+    """If-Match / If-None-Match as ARM resource providers honour them: 412 when the request may not proceed."""
+    failed = ArmError(
+        412,
+        "PreconditionFailed",
+        "The condition specified using HTTP conditional header(s) is not met.",
+    )
     if_match = request.headers.get("if-match")
     if if_match is not None:
         wanted = [tag.strip() for tag in if_match.split(",")]
         if current_etag is None or ("*" not in wanted and current_etag not in wanted):
-            return arm_error(
-                412, "PreconditionFailed", "The condition specified using HTTP conditional header(s) is not met."
-            )
+            raise failed
     if_none_match = request.headers.get("if-none-match")
     if if_none_match is not None and current_etag is not None:
         wanted = [tag.strip() for tag in if_none_match.split(",")]
         if "*" in wanted or current_etag in wanted:
-            return arm_error(
-                412, "PreconditionFailed", "The condition specified using HTTP conditional header(s) is not met."
-            )
-    return None
+            raise failed
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -252,7 +253,12 @@ class ArmStore:
             self.resources.remove(found)
         return found
 
-    def of_type(self, resource_type: str, subscription: str | None = None, group: str | None = None) -> list[Json]:
+    def of_type(
+        self,
+        resource_type: str,
+        subscription: str | None = None,
+        group: str | None = None,
+    ) -> list[Json]:
         prefix = (
             group_id(subscription, group) + "/" if subscription and group else f"/subscriptions/{subscription}/"
         ).lower()
@@ -269,7 +275,8 @@ class ArmStore:
 
     def subscription(self, subscription_id: str) -> Json | None:
         return next(
-            (s for s in self.subscriptions if str(s.get("subscriptionId", "")).lower() == subscription_id.lower()), None
+            (s for s in self.subscriptions if str(s.get("subscriptionId", "")).lower() == subscription_id.lower()),
+            None,
         )
 
     def group(self, subscription_id: str, name: str) -> Json | None:
@@ -302,24 +309,20 @@ def render(resource: Json) -> Json:
 # errors in ARM's words
 
 
-def error_with_details(
-    status: int, code: str, message: str, details: list[Json], headers: dict[str, str] | None = None
-) -> Response:
-    return JSONResponse(
-        {"error": {"code": code, "message": message, "details": details}}, status_code=status, headers=headers
+def subscription_not_found(subscription: str) -> ArmError:
+    return ArmError(
+        404,
+        "SubscriptionNotFound",
+        f"The subscription '{subscription}' could not be found.",
     )
 
 
-def subscription_not_found(subscription: str) -> Response:
-    return arm_error(404, "SubscriptionNotFound", f"The subscription '{subscription}' could not be found.")
+def group_not_found(group: str) -> ArmError:
+    return ArmError(404, "ResourceGroupNotFound", f"Resource group '{group}' could not be found.")
 
 
-def group_not_found(group: str) -> Response:
-    return arm_error(404, "ResourceGroupNotFound", f"Resource group '{group}' could not be found.")
-
-
-def resource_not_found(resource_type: str, name: str, group: str) -> Response:
-    return arm_error(
+def resource_not_found(resource_type: str, name: str, group: str) -> ArmError:
+    return ArmError(
         404,
         "ResourceNotFound",
         f"The Resource '{resource_type}/{name}' under resource group '{group}' was not found. "
@@ -327,51 +330,49 @@ def resource_not_found(resource_type: str, name: str, group: str) -> Response:
     )
 
 
-def child_not_found(resource_id: str) -> Response:
+def child_not_found(resource_id: str) -> ArmError:
     """How Microsoft.Network answers for a missing child resource (a rule, a packet capture)."""
-    return arm_error(404, "NotFound", f"Resource {resource_id} not found.")
+    return ArmError(404, "NotFound", f"Resource {resource_id} not found.")
 
 
-def invalid_request_content(reason: str) -> Response:
-    return arm_error(
-        400, "InvalidRequestContent", f"The request content was invalid and could not be deserialized: {reason}"
+def invalid_request_content(reason: str) -> ArmError:
+    return ArmError(
+        400,
+        "InvalidRequestContent",
+        f"The request content was invalid and could not be deserialized: {reason}",
     )
 
 
-def scope_error(cloud: Cloud, subscription: str, group: str | None = None) -> Response | None:
+def require_scope(cloud: Cloud, subscription: str, group: str | None = None) -> None:
     """404 for a missing subscription or resource group, like ARM answers before the provider sees the call."""
     arm = store(cloud)
     if arm.subscription(subscription) is None:
-        return subscription_not_found(subscription)
+        raise subscription_not_found(subscription)
     if group is not None and arm.group(subscription, group) is None:
-        return group_not_found(group)
-    return None
+        raise group_not_found(group)
 
 
-def lookup(
-    cloud: Cloud, subscription: str, group: str, resource_type: str, name: str
-) -> tuple[Json | None, Response | None]:
-    """(resource, None) or (None, the 404 ARM would give)."""
-    failure = scope_error(cloud, subscription, group)
-    if failure is not None:
-        return None, failure
+def find(cloud: Cloud, subscription: str, group: str, resource_type: str, name: str) -> Json:
+    """The resource, or the 404 ARM would give."""
+    require_scope(cloud, subscription, group)
     found = store(cloud).get(resource_id(subscription, group, resource_type, name), resource_type)
     if found is None:
-        return None, resource_not_found(resource_type, name, group)
-    return found, None
+        raise resource_not_found(resource_type, name, group)
+    return found
 
 
-async def json_body(request: Request) -> tuple[Json | None, Response | None]:
+async def read_json(request: Request) -> Json:
+    """The request's JSON object body, or ARM's 400."""
     raw = await request.body()
     if not raw:
-        return None, invalid_request_content("the request body is empty.")
+        raise invalid_request_content("the request body is empty.")
     try:
         body = json.loads(raw)
     except ValueError as exc:
-        return None, invalid_request_content(str(exc))
+        raise invalid_request_content(str(exc)) from exc
     if not isinstance(body, dict):
-        return None, invalid_request_content("a JSON object is expected.")
-    return body, None
+        raise invalid_request_content("a JSON object is expected.")
+    return body
 
 
 def listing(items: Iterable[Json]) -> Response:
@@ -405,7 +406,11 @@ class Operation:
         return elapsed >= self.min_seconds and (self.polled or elapsed >= self.abandon_after)
 
     def status_body(self) -> Json:
-        body: Json = {"name": self.id, "status": self.status, "startTime": iso(self.started)}
+        body: Json = {
+            "name": self.id,
+            "status": self.status,
+            "startTime": iso(self.started),
+        }
         if self.ended is not None:
             body["endTime"] = iso(self.ended)
         return body
@@ -515,11 +520,20 @@ def operation_urls(request: Request, operation: Operation) -> tuple[str, str]:
 
 
 def accepted(
-    request: Request, cloud: Cloud, operation: Operation, status_code: int, body: Any = None, *, location: bool = False
+    request: Request,
+    cloud: Cloud,
+    operation: Operation,
+    status_code: int,
+    body: Any = None,
+    *,
+    location: bool = False,
 ) -> Response:
     """The first answer of a long-running operation."""
     status_url, result_url = operation_urls(request, operation)
-    headers = {"Azure-AsyncOperation": status_url, "Retry-After": settings(cloud).retry_after_header()}
+    headers = {
+        "Azure-AsyncOperation": status_url,
+        "Retry-After": settings(cloud).retry_after_header(),
+    }
     if location:
         headers["Location"] = result_url
     if body is None:
@@ -527,23 +541,23 @@ def accepted(
     return JSONResponse(body, status_code=status_code, headers=headers)
 
 
-def another_operation_in_progress(cloud: Cloud, operation: Operation, resource: str) -> Response:
+def another_operation_in_progress(cloud: Cloud, operation: Operation, resource: str) -> ArmError:
     """Microsoft.Network's answer to a write on a resource another operation holds."""
     knobs = settings(cloud)
     detail = (
         f"Operation {operation.name} ({operation.id}) is updating resource {resource}. "
         f"The call can be retried in {knobs.retry_after_seconds} seconds."
     )
-    return error_with_details(
+    return ArmError(
         429,
         "RetryableError",
         "A retryable error occurred.",
-        [{"code": "RetryableErrorDueToAnotherOperation", "message": detail}],
         headers={"Retry-After": knobs.retry_after_header()},
+        details=[{"code": "RetryableErrorDueToAnotherOperation", "message": detail}],
     )
 
 
-def referenced_resource_not_provisioned(cloud: Cloud, operation: Operation, referenced: str, user: str) -> Response:
+def referenced_resource_not_provisioned(cloud: Cloud, operation: Operation, referenced: str, user: str) -> ArmError:
     """Microsoft.Network's answer when a write references a resource that is still Updating."""
     knobs = settings(cloud)
     detail = (
@@ -551,41 +565,82 @@ def referenced_resource_not_provisioned(cloud: Cloud, operation: Operation, refe
         f"state. Resource is in Updating state and the last operation that updated/is updating the resource is "
         f"{operation.name}."
     )
-    return error_with_details(
+    return ArmError(
         429,
         "RetryableError",
         "A retryable error occurred.",
-        [{"code": "ReferencedResourceNotProvisioned", "message": detail}],
         headers={"Retry-After": knobs.retry_after_header()},
+        details=[{"code": "ReferencedResourceNotProvisioned", "message": detail}],
     )
 
 
 # --------------------------------------------------------------------------------------------------------------------
-# route registration shared by the ARM modules
+# the base of every ARM resource provider
 
 
-def arm_routes(router: Router, cloud: Cloud) -> Callable[[str, str], Callable[[Handler], Handler]]:
-    """Decorator factory for ARM routes: api-version is required (any value), and operations that are due end
-    before the handler looks at the state."""
+class ArmProvider(Provider):
+    """An ARM resource provider: api-version is required (any value), and operations that are due end before an
+    operation looks at the state. Its helpers raise ARM's errors."""
 
-    def route(method: str, pattern: str) -> Callable[[Handler], Handler]:
-        def register(handler: Handler) -> Handler:
-            async def guarded(request: Request, **params: str) -> Response:
-                if not request_params(request).get("api-version"):
-                    return arm_error(
-                        400,
-                        "MissingApiVersionParameter",
-                        "The api-version query parameter (?api-version=) is required for all requests.",
-                    )
-                operations(cloud).settle()
-                return await handler(request, **params)
+    service = "arm"
+    namespace: ClassVar[str] = ""  # the provider namespace its long-running operations report, e.g. Microsoft.Network
 
-            router.add(method, pattern, guarded, service="arm")
-            return handler
+    async def before(self, request: Request) -> None:
+        if not request_params(request).get("api-version"):
+            raise ArmError(
+                400,
+                "MissingApiVersionParameter",
+                "The api-version query parameter (?api-version=) is required for all requests.",
+            )
+        operations(self.cloud).settle()
 
-        return register
+    @property
+    def store(self) -> ArmStore:
+        return store(self.cloud)
 
-    return route
+    @property
+    def operations(self) -> OperationBook:
+        return operations(self.cloud)
+
+    def require_scope(self, subscription: str, group: str | None = None) -> None:
+        require_scope(self.cloud, subscription, group)
+
+    def find(self, subscription: str, group: str, resource_type: str, name: str) -> Json:
+        return find(self.cloud, subscription, group, resource_type, name)
+
+    def listing(self, resource_type: str, subscription: str, group: str | None = None) -> Response:
+        self.require_scope(subscription, group)
+        return listing(self.store.of_type(resource_type, subscription, group))
+
+    def not_locked(self, resource_id: str) -> None:
+        """429 RetryableError while another operation holds the resource."""
+        held = self.operations.in_progress_on(resource_id)
+        if held is not None:
+            raise another_operation_in_progress(self.cloud, held, resource_id)
+
+    def start(self, name: str, target: Json, location: str | None = None, **kwargs: Any) -> Operation:
+        """A long-running operation of this provider on `target` (a stored resource)."""
+        parsed = ArmId.parse(target["id"])
+        return self.operations.start(
+            self.cloud,
+            name=name,
+            namespace=self.namespace,
+            subscription=parsed.subscription if parsed else "",
+            location=location or target.get("location") or "westeurope",
+            target=target["id"],
+            **kwargs,
+        )
+
+    def accepted(
+        self,
+        request: Request,
+        operation: Operation,
+        status_code: int,
+        body: Any = None,
+        *,
+        location: bool = False,
+    ) -> Response:
+        return accepted(request, self.cloud, operation, status_code, body, location=location)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -604,7 +659,11 @@ def render_subscription(subscription: Json) -> Json:
         "state": subscription.get("state", "Enabled"),
         "subscriptionPolicies": subscription.get(
             "subscriptionPolicies",
-            {"locationPlacementId": "Public_2014-09-01", "quotaId": "PayAsYouGo_2014-09-01", "spendingLimit": "Off"},
+            {
+                "locationPlacementId": "Public_2014-09-01",
+                "quotaId": "PayAsYouGo_2014-09-01",
+                "spendingLimit": "Off",
+            },
         ),
         **({"tags": subscription["tags"]} if "tags" in subscription else {}),
     }
@@ -635,152 +694,148 @@ def _odata_string_filter(expression: str) -> dict[str, str]:
     return clauses
 
 
-def register(router: Router, cloud: Cloud) -> None:
-    route = arm_routes(router, cloud)
+GROUP = "/subscriptions/{subscription}/resourcegroups/{group}"
+OPERATIONS = "/subscriptions/{subscription}/providers/{namespace}/locations/{location}"
+
+
+def _typed_routes(resource_type: str) -> tuple[str, str, str]:
+    """(one in a group, a group's, a subscription's) routes of a read-only resource type."""
+    namespace, _, type_name = resource_type.partition("/")
+    group_list = f"{GROUP}/providers/{namespace}/{type_name}"
+    return (
+        group_list + "/{name}",
+        group_list,
+        f"/subscriptions/{{subscription}}/providers/{namespace}/{type_name}",
+    )
+
+
+WORKSPACE_ROUTES = _typed_routes(WORKSPACE_TYPE)
+STORAGE_ROUTES = _typed_routes(STORAGE_TYPE)
+
+
+class ResourcesProvider(ArmProvider):
+    """Microsoft.Resources (subscriptions, resource groups, the generic listing), the read-only resource types
+    (Log Analytics workspaces, storage accounts) and the status of every provider's long-running operations."""
 
     @route("GET", "/subscriptions")
-    async def list_subscriptions(request: Request) -> Response:
-        values = [render_subscription(s) for s in store(cloud).subscriptions]
+    async def list_subscriptions(self, request: Request) -> Response:
+        values = [render_subscription(s) for s in self.store.subscriptions]
         return JSONResponse({"value": values, "count": {"type": "Total", "value": len(values)}})
 
     @route("GET", "/subscriptions/{subscription}")
-    async def get_subscription(request: Request, subscription: str) -> Response:
-        found = store(cloud).subscription(subscription)
+    async def get_subscription(self, request: Request, subscription: str) -> Response:
+        found = self.store.subscription(subscription)
         if found is None:
-            return subscription_not_found(subscription)
+            raise subscription_not_found(subscription)
         return JSONResponse(render_subscription(found))
 
     @route("GET", "/subscriptions/{subscription}/resourcegroups")
-    async def list_groups(request: Request, subscription: str) -> Response:
-        failure = scope_error(cloud, subscription)
-        if failure is not None:
-            return failure
-        groups = [g for g in store(cloud).groups if str(g.get("subscriptionId", "")).lower() == subscription.lower()]
+    async def list_groups(self, request: Request, subscription: str) -> Response:
+        self.require_scope(subscription)
+        groups = [g for g in self.store.groups if str(g.get("subscriptionId", "")).lower() == subscription.lower()]
         return JSONResponse({"value": [render_group(g) for g in groups]})
 
-    @route("GET", "/subscriptions/{subscription}/resourcegroups/{group}")
-    async def get_group(request: Request, subscription: str, group: str) -> Response:
-        failure = scope_error(cloud, subscription, group)
-        if failure is not None:
-            return failure
-        found = store(cloud).group(subscription, group)
+    @route("GET", GROUP)
+    async def get_group(self, request: Request, subscription: str, group: str) -> Response:
+        self.require_scope(subscription, group)
+        found = self.store.group(subscription, group)
         assert found is not None
         return JSONResponse(render_group(found))
 
-    async def list_resources(request: Request, subscription: str, group: str | None = None) -> Response:
-        failure = scope_error(cloud, subscription, group)
-        if failure is not None:
-            return failure
+    @route("GET", "/subscriptions/{subscription}/resources")
+    @route("GET", GROUP + "/resources")
+    async def list_resources(self, request: Request, subscription: str, group: str | None = None) -> Response:
+        self.require_scope(subscription, group)
         wanted = _odata_string_filter(request_params(request).get("$filter", ""))
         items = []
-        for resource in store(cloud).in_scope(subscription, group):
+        for resource in self.store.in_scope(subscription, group):
             if "resourcetype" in wanted and str(resource.get("type", "")).lower() != wanted["resourcetype"].lower():
                 continue
             if "name" in wanted and str(resource.get("name", "")).lower() != wanted["name"].lower():
                 continue
             # The generic listing shows the envelope only, like GET /resources does.
-            items.append(
-                {
-                    k: copy.deepcopy(v)
-                    for k, v in resource.items()
-                    if k in ("id", "name", "type", "location", "tags", "kind", "sku")
-                }
-            )
+            envelope = ("id", "name", "type", "location", "tags", "kind", "sku")
+            items.append({k: copy.deepcopy(v) for k, v in resource.items() if k in envelope})
         return JSONResponse({"value": items})
 
-    @route("GET", "/subscriptions/{subscription}/resources")
-    async def list_subscription_resources(request: Request, subscription: str) -> Response:
-        return await list_resources(request, subscription)
-
-    @route("GET", "/subscriptions/{subscription}/resourcegroups/{group}/resources")
-    async def list_group_resources(request: Request, subscription: str, group: str) -> Response:
-        return await list_resources(request, subscription, group)
-
-    def typed_routes(resource_type: str) -> None:
-        """GET one, list per group, list per subscription, for a read-only resource type."""
-        namespace, _, type_name = resource_type.partition("/")
-
-        async def get_one(request: Request, subscription: str, group: str, name: str) -> Response:
-            found, failure = lookup(cloud, subscription, group, resource_type, name)
-            if failure is not None:
-                return failure
-            assert found is not None
-            return JSONResponse(render(found))
-
-        async def list_group(request: Request, subscription: str, group: str) -> Response:
-            failure = scope_error(cloud, subscription, group)
-            if failure is not None:
-                return failure
-            return listing(store(cloud).of_type(resource_type, subscription, group))
-
-        async def list_subscription(request: Request, subscription: str) -> Response:
-            failure = scope_error(cloud, subscription)
-            if failure is not None:
-                return failure
-            return listing(store(cloud).of_type(resource_type, subscription))
-
-        base = f"/subscriptions/{{subscription}}/resourcegroups/{{group}}/providers/{namespace}/{type_name}"
-        route("GET", base + "/{name}")(get_one)
-        route("GET", base)(list_group)
-        route("GET", f"/subscriptions/{{subscription}}/providers/{namespace}/{type_name}")(list_subscription)
-
-    typed_routes(WORKSPACE_TYPE)
-    typed_routes(STORAGE_TYPE)
-
-    @route("GET", "/subscriptions/{subscription}/providers/{namespace}/locations/{location}/operations/{operation_id}")
-    async def operation_status(
-        request: Request, subscription: str, namespace: str, location: str, operation_id: str
+    @route("GET", WORKSPACE_ROUTES[0], resource_type=WORKSPACE_TYPE)
+    @route("GET", STORAGE_ROUTES[0], resource_type=STORAGE_TYPE)
+    async def get_typed(
+        self,
+        request: Request,
+        subscription: str,
+        group: str,
+        name: str,
+        resource_type: str,
     ) -> Response:
-        book = operations(cloud)
-        found = book.operations.get(operation_id)
+        return JSONResponse(render(self.find(subscription, group, resource_type, name)))
+
+    @route("GET", WORKSPACE_ROUTES[1], resource_type=WORKSPACE_TYPE)
+    @route("GET", WORKSPACE_ROUTES[2], resource_type=WORKSPACE_TYPE)
+    @route("GET", STORAGE_ROUTES[1], resource_type=STORAGE_TYPE)
+    @route("GET", STORAGE_ROUTES[2], resource_type=STORAGE_TYPE)
+    async def list_typed(
+        self,
+        request: Request,
+        subscription: str,
+        resource_type: str,
+        group: str | None = None,
+    ) -> Response:
+        return self.listing(resource_type, subscription, group)
+
+    def _operation(self, subscription: str, operation_id: str) -> Operation:
+        found = self.operations.operations.get(operation_id)
         if found is None or found.subscription.lower() != subscription.lower():
-            return arm_error(404, "OperationNotFound", f"The operation '{operation_id}' could not be found.")
-        book.observe(found)
-        headers = {"Retry-After": settings(cloud).retry_after_header()} if found.status == "InProgress" else None
+            raise ArmError(
+                404,
+                "OperationNotFound",
+                f"The operation '{operation_id}' could not be found.",
+            )
+        self.operations.observe(found)
+        return found
+
+    @route("GET", OPERATIONS + "/operations/{operation_id}")
+    async def operation_status(
+        self,
+        request: Request,
+        subscription: str,
+        namespace: str,
+        location: str,
+        operation_id: str,
+    ) -> Response:
+        found = self._operation(subscription, operation_id)
+        headers = {"Retry-After": settings(self.cloud).retry_after_header()} if found.status == "InProgress" else None
         return JSONResponse(found.status_body(), headers=headers)
 
-    @route(
-        "GET",
-        "/subscriptions/{subscription}/providers/{namespace}/locations/{location}/operationResults/{operation_id}",
-    )
+    @route("GET", OPERATIONS + "/operationResults/{operation_id}")
     async def operation_result(
-        request: Request, subscription: str, namespace: str, location: str, operation_id: str
+        self,
+        request: Request,
+        subscription: str,
+        namespace: str,
+        location: str,
+        operation_id: str,
     ) -> Response:
-        book = operations(cloud)
-        found = book.operations.get(operation_id)
-        if found is None or found.subscription.lower() != subscription.lower():
-            return arm_error(404, "OperationNotFound", f"The operation '{operation_id}' could not be found.")
-        book.observe(found)
+        found = self._operation(subscription, operation_id)
         if found.status == "InProgress":
             _, result_url = operation_urls(request, found)
+            retry_after = settings(self.cloud).retry_after_header()
             return Response(
-                status_code=202, headers={"Location": result_url, "Retry-After": settings(cloud).retry_after_header()}
+                status_code=202,
+                headers={"Location": result_url, "Retry-After": retry_after},
             )
         if found.result_body is None:
             return Response(status_code=found.result_status)
         return JSONResponse(found.result_body, status_code=found.result_status)
 
-    async def get_settings(request: Request) -> Response:
-        return JSONResponse(settings(cloud).as_json())
-
-    async def patch_settings(request: Request) -> Response:
-        body, failure = await json_body(request)
-        if failure is not None:
-            return failure
-        assert body is not None
-        unknown = settings(cloud).update(body)
-        if unknown:
-            return JSONResponse(
-                {
-                    "error": {
-                        "code": "BadRequest",
-                        "message": f"Unknown or invalid settings: {', '.join(sorted(unknown))}",
-                    }
-                },
-                status_code=400,
-            )
-        return JSONResponse(settings(cloud).as_json())
-
     # Timing knobs for tests and demos; reset with the tenant (POST /_admin/reset).
-    router.add("GET", "/_admin/arm/settings", get_settings, service="admin", authenticated=False)
-    router.add("PATCH", "/_admin/arm/settings", patch_settings, service="admin", authenticated=False)
+    @route("GET", "/_admin/arm/settings", service="admin", authenticated=False)
+    async def get_settings(self, request: Request) -> Response:
+        return JSONResponse(settings(self.cloud).as_json())
+
+    @route("PATCH", "/_admin/arm/settings", service="admin", authenticated=False)
+    async def patch_settings(self, request: Request) -> Response:
+        unknown = settings(self.cloud).update(await read_json(request))
+        if unknown:
+            raise AdminError(400, f"Unknown or invalid settings: {', '.join(sorted(unknown))}")
+        return JSONResponse(settings(self.cloud).as_json())

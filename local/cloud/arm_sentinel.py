@@ -18,9 +18,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from local.cloud import arm_resources as arm
-from local.cloud.arm_resources import Json
-from local.cloud.errors import arm_error
-from local.cloud.router import Router, request_params
+from local.cloud.arm_resources import ArmProvider, Json
+from local.cloud.errors import ArmError
+from local.cloud.provider import route
+from local.cloud.router import request_params
 from local.cloud.state import Cloud
 
 INCIDENT_TYPE = "Microsoft.SecurityInsights/Incidents"
@@ -35,7 +36,13 @@ STATUSES = {s.lower(): s for s in ("New", "Active", "Closed")}
 CLASSIFICATIONS = {c.lower(): c for c in ("Undetermined", "TruePositive", "BenignPositive", "FalsePositive")}
 CLASSIFICATION_REASONS = {
     r.lower(): r
-    for r in ("SuspiciousActivity", "SuspiciousButExpected", "IncorrectAlertLogic", "InaccurateData", "Undetermined")
+    for r in (
+        "SuspiciousActivity",
+        "SuspiciousButExpected",
+        "IncorrectAlertLogic",
+        "InaccurateData",
+        "Undetermined",
+    )
 }
 # Properties a client sets with a PUT; the service keeps the rest (number, creation time, provider, counts...).
 CLIENT_PROPERTIES = (
@@ -57,8 +64,8 @@ FRIENDLY_NAME_FIELDS = {
 }  # fmt: skip
 
 
-def bad_request(message: str) -> Response:
-    return arm_error(400, "BadRequest", message)
+def bad_request(message: str) -> ArmError:
+    return ArmError(400, "BadRequest", message)
 
 
 def _guid(*parts: str) -> str:
@@ -111,7 +118,12 @@ def resolve_owner(doc: Json, owner: Any) -> Json:
     owner = owner if isinstance(owner, dict) else {}
     user = find_user(doc, owner.get("objectId"), owner.get("userPrincipalName") or owner.get("email"))
     if user is None and not any(owner.get(k) for k in ("objectId", "userPrincipalName", "email", "assignedTo")):
-        return {"objectId": None, "email": None, "assignedTo": None, "userPrincipalName": None}
+        return {
+            "objectId": None,
+            "email": None,
+            "assignedTo": None,
+            "userPrincipalName": None,
+        }
     resolved = {
         "objectId": owner.get("objectId") or (user or {}).get("id"),
         "email": owner.get("email") or (user or {}).get("mail") or (user or {}).get("userPrincipalName"),
@@ -194,7 +206,13 @@ def expand(doc: Json, now: float) -> None:
         incident.setdefault("bookmarks", [])
 
 
-def expand_entity(entity: Json, workspace_id: str, incident_id: str, index: int, purpose: str = "entity") -> None:
+def expand_entity(
+    entity: Json,
+    workspace_id: str,
+    incident_id: str,
+    index: int,
+    purpose: str = "entity",
+) -> None:
     name = entity.get("name") or _guid(incident_id, purpose, str(index))
     entity["name"] = name
     entity.setdefault("id", f"{workspace_id}/providers/Microsoft.SecurityInsights/Entities/{name}")
@@ -217,7 +235,12 @@ def expand_alert(alert: Json, incident: Json, workspace: Json) -> None:
     props.setdefault("vendorName", "Microsoft")
     props.setdefault("productName", "Azure Sentinel")
     props.setdefault("tactics", [])
-    for field_name in ("startTimeUtc", "endTimeUtc", "timeGenerated", "processingEndTime"):
+    for field_name in (
+        "startTimeUtc",
+        "endTimeUtc",
+        "timeGenerated",
+        "processingEndTime",
+    ):
         props.setdefault(field_name, incident_props.get("firstActivityTimeUtc"))
     if parsed is not None:
         props.setdefault(
@@ -298,7 +321,10 @@ class FilterError(ValueError):
     pass
 
 
-_COMPARISON = re.compile(r"^\(?\s*properties/(\w+(?:/\w+)?)\s+(eq|ne|gt|ge|lt|le)\s+(.+?)\s*\)?$", re.IGNORECASE)
+_COMPARISON = re.compile(
+    r"^\(?\s*properties/(\w+(?:/\w+)?)\s+(eq|ne|gt|ge|lt|le)\s+(.+?)\s*\)?$",
+    re.IGNORECASE,
+)
 
 
 def _literal(text: str) -> Any:
@@ -339,7 +365,12 @@ def _compare(actual: Any, op: str, expected: Any) -> bool:
         return False
     try:
         return bool(
-            {"gt": actual > expected, "ge": actual >= expected, "lt": actual < expected, "le": actual <= expected}[op]
+            {
+                "gt": actual > expected,
+                "ge": actual >= expected,
+                "lt": actual < expected,
+                "le": actual <= expected,
+            }[op]
         )
     except TypeError:
         return False
@@ -420,22 +451,22 @@ def _strip_quotes(etag: Any) -> str:
     return text.removeprefix("W/").strip('"')
 
 
-def validate_incident(props: Json) -> Response | None:
+def validate_incident(props: Json) -> None:
     for required in ("title", "severity", "status"):
         if not props.get(required):
-            return bad_request(f"The {required[0].upper() + required[1:]} field is required.")
+            raise bad_request(f"The {required[0].upper() + required[1:]} field is required.")
     for field_name, table in (("severity", SEVERITIES), ("status", STATUSES)):
         if str(props[field_name]).lower() not in table:
-            return bad_request(
+            raise bad_request(
                 f"Invalid {field_name} '{props[field_name]}'. Allowed values: {', '.join(table.values())}."
             )
         props[field_name] = table[str(props[field_name]).lower()]
     classification = props.get("classification")
     if props["status"] == "Closed" and not classification:
-        return bad_request("Classification is required when closing an incident (status 'Closed').")
+        raise bad_request("Classification is required when closing an incident (status 'Closed').")
     if classification:
         if str(classification).lower() not in CLASSIFICATIONS:
-            return bad_request(
+            raise bad_request(
                 f"Invalid classification '{classification}'. Allowed values: {', '.join(CLASSIFICATIONS.values())}."
             )
         props["classification"] = CLASSIFICATIONS[str(classification).lower()]
@@ -443,53 +474,47 @@ def validate_incident(props: Json) -> Response | None:
     if reason:
         if str(reason).lower() not in CLASSIFICATION_REASONS:
             allowed = ", ".join(CLASSIFICATION_REASONS.values())
-            return bad_request(f"Invalid classificationReason '{reason}'. Allowed values: {allowed}.")
+            raise bad_request(f"Invalid classificationReason '{reason}'. Allowed values: {allowed}.")
         props["classificationReason"] = CLASSIFICATION_REASONS[str(reason).lower()]
-    return None
 
 
-def register(router: Router, cloud: Cloud) -> None:
-    route = arm.arm_routes(router, cloud)
-    base = (
-        "/subscriptions/{subscription}/resourcegroups/{group}/providers/Microsoft.OperationalInsights/workspaces/"
-        "{workspace}/providers/Microsoft.SecurityInsights"
-    )
-    incident_base = base + "/incidents/{incident}"
+BASE = (
+    "/subscriptions/{subscription}/resourcegroups/{group}/providers/Microsoft.OperationalInsights/workspaces/"
+    "{workspace}/providers/Microsoft.SecurityInsights"
+)
+INCIDENT = BASE + "/incidents/{incident}"
 
-    def workspace_lookup(subscription: str, group: str, workspace: str) -> tuple[Json | None, Response | None]:
-        return arm.lookup(cloud, subscription, group, arm.WORKSPACE_TYPE, workspace)
 
-    def incident_lookup(
-        subscription: str, group: str, workspace: str, incident: str
-    ) -> tuple[Json | None, Response | None]:
-        found_workspace, failure = workspace_lookup(subscription, group, workspace)
-        if failure is not None:
-            return None, failure
-        assert found_workspace is not None
-        found = incidents(cloud).get(found_workspace["id"], incident)
+class SentinelProvider(ArmProvider):
+    @property
+    def incidents(self) -> Incidents:
+        return incidents(self.cloud)
+
+    def _workspace(self, subscription: str, group: str, workspace: str) -> Json:
+        return self.find(subscription, group, arm.WORKSPACE_TYPE, workspace)
+
+    def _incident(self, subscription: str, group: str, workspace: str, incident: str) -> Json:
+        found = self.incidents.get(self._workspace(subscription, group, workspace)["id"], incident)
         if found is None:
-            return None, arm_error(404, "NotFound", f"Incident {incident} was not found.")
-        return found, None
+            raise ArmError(404, "NotFound", f"Incident {incident} was not found.")
+        return found
 
-    @route("GET", base + "/incidents")
-    async def list_incidents(request: Request, subscription: str, group: str, workspace: str) -> Response:
-        found_workspace, failure = workspace_lookup(subscription, group, workspace)
-        if failure is not None:
-            return failure
-        assert found_workspace is not None
+    @route("GET", BASE + "/incidents")
+    async def list_incidents(self, request: Request, subscription: str, group: str, workspace: str) -> Response:
+        found_workspace = self._workspace(subscription, group, workspace)
         params = request_params(request)
-        items = incidents(cloud).in_workspace(found_workspace["id"])
+        items = self.incidents.in_workspace(found_workspace["id"])
         try:
             if params.get("$filter"):
                 items = [i for i in items if incident_filter(params["$filter"])(i)]
         except FilterError as exc:
-            return bad_request(str(exc))
+            raise bad_request(str(exc)) from exc
         if params.get("$orderby"):
             items = order_incidents(items, params["$orderby"])
         top = params.get("$top")
         if top is not None:
             if not top.isdigit():
-                return bad_request(f"Invalid $top '{top}'.")
+                raise bad_request(f"Invalid $top '{top}'.")
             return JSONResponse({"value": [render_incident(i) for i in items[: int(top)]]})
         skip = int(params.get("$skiptoken", "0") or 0) if params.get("$skiptoken", "0").isdigit() else 0
         page = items[skip : skip + PAGE_SIZE]
@@ -499,76 +524,28 @@ def register(router: Router, cloud: Cloud) -> None:
             body["nextLink"] = f"{str(request.url).split('?')[0]}?{kept}&$skipToken={skip + PAGE_SIZE}"
         return JSONResponse(body)
 
-    @route("GET", incident_base)
-    async def get_incident(request: Request, subscription: str, group: str, workspace: str, incident: str) -> Response:
-        found, failure = incident_lookup(subscription, group, workspace, incident)
-        if failure is not None:
-            return failure
-        assert found is not None
-        return JSONResponse(render_incident(found))
+    @route("GET", INCIDENT)
+    async def get_incident(
+        self, request: Request, subscription: str, group: str, workspace: str, incident: str
+    ) -> Response:
+        return JSONResponse(render_incident(self._incident(subscription, group, workspace, incident)))
 
-    @route("PUT", incident_base)
-    async def put_incident(request: Request, subscription: str, group: str, workspace: str, incident: str) -> Response:
-        found_workspace, failure = workspace_lookup(subscription, group, workspace)
-        if failure is not None:
-            return failure
-        assert found_workspace is not None
-        body, failure = await arm.json_body(request)
-        if failure is not None:
-            return failure
-        assert body is not None
-        existing = incidents(cloud).get(found_workspace["id"], incident)
-        failure = arm.precondition_failed(request, existing["etag"] if existing else None)
-        if failure is not None:
-            return failure
+    @route("PUT", INCIDENT)
+    async def put_incident(
+        self, request: Request, subscription: str, group: str, workspace: str, incident: str
+    ) -> Response:
+        found_workspace = self._workspace(subscription, group, workspace)
+        body = await arm.read_json(request)
+        existing = self.incidents.get(found_workspace["id"], incident)
+        arm.check_preconditions(request, existing["etag"] if existing else None)
         if existing is not None and body.get("etag") and _strip_quotes(body["etag"]) != _strip_quotes(existing["etag"]):
-            return arm_error(409, "Conflict", f"New version of resource '{existing['id']}' exists. Data was not saved")
-        props_in = body.get("properties")
-        if not isinstance(props_in, dict):
-            return bad_request("The Properties field is required.")
-        props: Json = {k: copy.deepcopy(v) for k, v in props_in.items() if k in CLIENT_PROPERTIES}
-        failure = validate_incident(props)
-        if failure is not None:
-            return failure
-        labels = normalize_labels(props.get("labels"))
-        if labels is None:
-            return bad_request("Each label needs a labelName.")
-        # labelType is read-only (the spec's IncidentLabel): a label the incident has keeps its type (AutoAssigned
-        # stays AutoAssigned), a new one is "User", whatever the client sent.
-        known = {
-            str(label["labelName"]).lower(): label.get("labelType")
-            for label in ((existing or {}).get("properties") or {}).get("labels") or []
-        }
-        props["labels"] = [
-            {"labelName": label["labelName"], "labelType": known.get(str(label["labelName"]).lower()) or "User"}
-            for label in labels
-        ]
-        props["owner"] = resolve_owner(cloud.doc, props.get("owner"))
+            raise ArmError(409, "Conflict", f"New version of resource '{existing['id']}' exists. Data was not saved")
+        props = _client_properties(body, existing)
+        props["owner"] = resolve_owner(self.cloud.doc, props.get("owner"))
         now = arm.utc_now()
         if existing is None:
-            numbers = [
-                i["properties"].get("incidentNumber", 0) for i in incidents(cloud).in_workspace(found_workspace["id"])
-            ]
-            number = max([n for n in numbers if isinstance(n, int)], default=0) + 1
-            incident_id = f"{found_workspace['id']}/providers/Microsoft.SecurityInsights/Incidents/{incident}"
-            kept: Json = {
-                "createdTimeUtc": now,
-                "incidentNumber": number,
-                "providerName": "Azure Sentinel",
-                "providerIncidentId": str(number),
-                "incidentUrl": f"{PORTAL}{incident_id}",
-                "relatedAnalyticRuleIds": [],
-                "additionalData": {},
-            }
-            record: Json = {
-                "id": incident_id,
-                "name": incident,
-                "type": INCIDENT_TYPE,
-                "entities": [],
-                "alerts": [],
-                "comments": [],
-                "bookmarks": [],
-            }
+            record = self._new_incident(found_workspace["id"], incident, now)
+            kept: Json = record.pop("properties")
         else:
             record = existing
             kept = {k: v for k, v in existing["properties"].items() if k not in CLIENT_PROPERTIES}
@@ -579,34 +556,52 @@ def register(router: Router, cloud: Cloud) -> None:
         record["properties"] = {**kept, **props, "lastModifiedTimeUtc": now}
         record["etag"] = arm.quoted_etag()
         if existing is None:
-            incidents(cloud).add(record)
+            self.incidents.add(record)
         return JSONResponse(render_incident(record), status_code=200 if existing else 201)
 
-    @route("DELETE", incident_base)
+    def _new_incident(self, workspace_id: str, incident: str, now: str) -> Json:
+        """A new incident's record, its properties the ones the service sets (the next number, the portal link)."""
+        numbers = [i["properties"].get("incidentNumber", 0) for i in self.incidents.in_workspace(workspace_id)]
+        number = max([n for n in numbers if isinstance(n, int)], default=0) + 1
+        incident_id = f"{workspace_id}/providers/Microsoft.SecurityInsights/Incidents/{incident}"
+        return {
+            "id": incident_id,
+            "name": incident,
+            "type": INCIDENT_TYPE,
+            "entities": [],
+            "alerts": [],
+            "comments": [],
+            "bookmarks": [],
+            "properties": {
+                "createdTimeUtc": now,
+                "incidentNumber": number,
+                "providerName": "Azure Sentinel",
+                "providerIncidentId": str(number),
+                "incidentUrl": f"{PORTAL}{incident_id}",
+                "relatedAnalyticRuleIds": [],
+                "additionalData": {},
+            },
+        }
+
+    @route("DELETE", INCIDENT)
     async def delete_incident(
-        request: Request, subscription: str, group: str, workspace: str, incident: str
+        self, request: Request, subscription: str, group: str, workspace: str, incident: str
     ) -> Response:
-        found_workspace, failure = workspace_lookup(subscription, group, workspace)
-        if failure is not None:
-            return failure
-        assert found_workspace is not None
-        found = incidents(cloud).get(found_workspace["id"], incident)
+        found_workspace = self._workspace(subscription, group, workspace)
+        found = self.incidents.get(found_workspace["id"], incident)
         if found is None:
             return Response(status_code=204)
-        failure = arm.precondition_failed(request, found["etag"])
-        if failure is not None:
-            return failure
-        incidents(cloud).remove(found)
+        arm.check_preconditions(request, found["etag"])
+        self.incidents.remove(found)
         return Response(status_code=200)
 
     # ---- the incident's own collections -------------------------------------------------------------------------
 
-    @route("POST", incident_base + "/entities")
-    async def list_entities(request: Request, subscription: str, group: str, workspace: str, incident: str) -> Response:
-        found, failure = incident_lookup(subscription, group, workspace, incident)
-        if failure is not None:
-            return failure
-        assert found is not None
+    @route("POST", INCIDENT + "/entities")
+    async def list_entities(
+        self, request: Request, subscription: str, group: str, workspace: str, incident: str
+    ) -> Response:
+        found = self._incident(subscription, group, workspace, incident)
         entities = [e for e in found.get("entities", []) if str(e.get("kind", "")).lower() != "securityalert"]
         counts: dict[str, int] = {}
         for entity in entities:
@@ -618,88 +613,62 @@ def register(router: Router, cloud: Cloud) -> None:
             }
         )
 
-    @route("POST", incident_base + "/alerts")
-    async def list_alerts(request: Request, subscription: str, group: str, workspace: str, incident: str) -> Response:
-        found, failure = incident_lookup(subscription, group, workspace, incident)
-        if failure is not None:
-            return failure
-        assert found is not None
-        return JSONResponse({"value": copy.deepcopy(found.get("alerts", []))})
-
-    @route("POST", incident_base + "/bookmarks")
-    async def list_bookmarks(
-        request: Request, subscription: str, group: str, workspace: str, incident: str
+    @route("POST", INCIDENT + "/alerts", collection="alerts")
+    @route("POST", INCIDENT + "/bookmarks", collection="bookmarks")
+    async def list_related(
+        self, request: Request, subscription: str, group: str, workspace: str, incident: str, collection: str
     ) -> Response:
-        found, failure = incident_lookup(subscription, group, workspace, incident)
-        if failure is not None:
-            return failure
-        assert found is not None
-        return JSONResponse({"value": copy.deepcopy(found.get("bookmarks", []))})
+        found = self._incident(subscription, group, workspace, incident)
+        return JSONResponse({"value": copy.deepcopy(found.get(collection, []))})
 
-    @route("GET", base + "/entities/{entity}")
-    async def get_entity(request: Request, subscription: str, group: str, workspace: str, entity: str) -> Response:
-        found_workspace, failure = workspace_lookup(subscription, group, workspace)
-        if failure is not None:
-            return failure
-        assert found_workspace is not None
-        for item in incidents(cloud).in_workspace(found_workspace["id"]):
+    @route("GET", BASE + "/entities/{entity}")
+    async def get_entity(
+        self, request: Request, subscription: str, group: str, workspace: str, entity: str
+    ) -> Response:
+        found_workspace = self._workspace(subscription, group, workspace)
+        for item in self.incidents.in_workspace(found_workspace["id"]):
             for candidate in [*item.get("entities", []), *item.get("alerts", [])]:
                 if str(candidate.get("name", "")).lower() == entity.lower():
                     return JSONResponse(copy.deepcopy(candidate))
-        return arm_error(404, "NotFound", f"Entity {entity} was not found.")
+        raise ArmError(404, "NotFound", f"Entity {entity} was not found.")
 
     # ---- comments ---------------------------------------------------------------------------------------------------
 
-    def find_comment(found: Json, comment: str) -> Json | None:
-        return next((c for c in found.get("comments", []) if c["name"].lower() == comment.lower()), None)
-
-    @route("GET", incident_base + "/comments")
-    async def list_comments(request: Request, subscription: str, group: str, workspace: str, incident: str) -> Response:
-        found, failure = incident_lookup(subscription, group, workspace, incident)
-        if failure is not None:
-            return failure
-        assert found is not None
+    @route("GET", INCIDENT + "/comments")
+    async def list_comments(
+        self, request: Request, subscription: str, group: str, workspace: str, incident: str
+    ) -> Response:
+        found = self._incident(subscription, group, workspace, incident)
         ordered = sorted(
             found.get("comments", []), key=lambda c: arm.parse_time(c["properties"].get("createdTimeUtc")) or 0
         )
         return JSONResponse({"value": copy.deepcopy(ordered)})
 
-    @route("GET", incident_base + "/comments/{comment}")
+    @route("GET", INCIDENT + "/comments/{comment}")
     async def get_comment(
-        request: Request, subscription: str, group: str, workspace: str, incident: str, comment: str
+        self, request: Request, subscription: str, group: str, workspace: str, incident: str, comment: str
     ) -> Response:
-        found, failure = incident_lookup(subscription, group, workspace, incident)
-        if failure is not None:
-            return failure
-        assert found is not None
+        found = self._incident(subscription, group, workspace, incident)
         match = find_comment(found, comment)
         if match is None:
-            return arm_error(404, "NotFound", f"Comment {comment} was not found.")
+            raise ArmError(404, "NotFound", f"Comment {comment} was not found.")
         return JSONResponse(copy.deepcopy(match))
 
-    @route("PUT", incident_base + "/comments/{comment}")
+    @route("PUT", INCIDENT + "/comments/{comment}")
     async def put_comment(
-        request: Request, subscription: str, group: str, workspace: str, incident: str, comment: str
+        self, request: Request, subscription: str, group: str, workspace: str, incident: str, comment: str
     ) -> Response:
-        found, failure = incident_lookup(subscription, group, workspace, incident)
-        if failure is not None:
-            return failure
-        assert found is not None
-        body, failure = await arm.json_body(request)
-        if failure is not None:
-            return failure
-        assert body is not None
+        found = self._incident(subscription, group, workspace, incident)
+        body = await arm.read_json(request)
         message = (body.get("properties") or {}).get("message")
         if not isinstance(message, str) or not message.strip():
-            return bad_request("The Message field is required.")
+            raise bad_request("The Message field is required.")
         if len(message) > MAX_COMMENT_CHARS:
-            return bad_request(
+            raise bad_request(
                 f"The comment message is {len(message)} characters long; the maximum is {MAX_COMMENT_CHARS}."
             )
         existing = find_comment(found, comment)
-        failure = arm.precondition_failed(request, existing["etag"] if existing else None)
-        if failure is not None:
-            return failure
+        arm.check_preconditions(request, existing["etag"] if existing else None)
         now = arm.utc_now()
         if existing is None:
             record: Json = {
@@ -710,7 +679,7 @@ def register(router: Router, cloud: Cloud) -> None:
                     "message": message,
                     "createdTimeUtc": now,
                     "lastModifiedTimeUtc": now,
-                    "author": caller(cloud.doc),
+                    "author": caller(self.cloud.doc),
                 },
             }
             found.setdefault("comments", []).append(record)
@@ -720,16 +689,39 @@ def register(router: Router, cloud: Cloud) -> None:
         record["etag"] = arm.quoted_etag()
         return JSONResponse(copy.deepcopy(record), status_code=200 if existing else 201)
 
-    @route("DELETE", incident_base + "/comments/{comment}")
+    @route("DELETE", INCIDENT + "/comments/{comment}")
     async def delete_comment(
-        request: Request, subscription: str, group: str, workspace: str, incident: str, comment: str
+        self, request: Request, subscription: str, group: str, workspace: str, incident: str, comment: str
     ) -> Response:
-        found, failure = incident_lookup(subscription, group, workspace, incident)
-        if failure is not None:
-            return failure
-        assert found is not None
+        found = self._incident(subscription, group, workspace, incident)
         match = find_comment(found, comment)
         if match is None:
             return Response(status_code=204)
         found["comments"].remove(match)
         return Response(status_code=200)
+
+
+def find_comment(incident: Json, comment: str) -> Json | None:
+    return next((c for c in incident.get("comments", []) if c["name"].lower() == comment.lower()), None)
+
+
+def _client_properties(body: Json, existing: Json | None) -> Json:
+    """The properties a client sets with a PUT, validated. labelType is read-only (the spec's IncidentLabel): a
+    label the incident has keeps its type (AutoAssigned stays AutoAssigned), a new one is "User"."""
+    props_in = body.get("properties")
+    if not isinstance(props_in, dict):
+        raise bad_request("The Properties field is required.")
+    props: Json = {k: copy.deepcopy(v) for k, v in props_in.items() if k in CLIENT_PROPERTIES}
+    validate_incident(props)
+    labels = normalize_labels(props.get("labels"))
+    if labels is None:
+        raise bad_request("Each label needs a labelName.")
+    known = {
+        str(label["labelName"]).lower(): label.get("labelType")
+        for label in ((existing or {}).get("properties") or {}).get("labels") or []
+    }
+    props["labels"] = [
+        {"labelName": label["labelName"], "labelType": known.get(str(label["labelName"]).lower()) or "User"}
+        for label in labels
+    ]
+    return props

@@ -29,7 +29,12 @@ class RouteSpec:
 
 
 def route(
-    method: str, pattern: str, *, service: str | None = None, authenticated: bool | None = None, **bound: Any
+    method: str,
+    pattern: str,
+    *,
+    service: str | None = None,
+    authenticated: bool | None = None,
+    **bound: Any,
 ) -> Callable[[F], F]:
     """Declares that the decorated operation answers `method pattern`. `service` puts the route under another
     service's pipeline (the admin API's knobs of a service); `bound` keyword arguments are passed on each call."""
@@ -55,7 +60,7 @@ class Provider:
     async def before(self, request: Request) -> None:
         """Runs before each of the provider's own-service operations; may raise the service's error."""
 
-    def operations(self) -> Iterator[tuple[RouteSpec, Handler]]:
+    def handlers(self) -> Iterator[tuple[RouteSpec, Handler]]:
         """(route, bound operation) in the order the class declares them, base classes first."""
         seen: dict[str, None] = {}
         for klass in reversed(type(self).__mro__):
@@ -65,14 +70,23 @@ class Provider:
         for name in seen:
             operation = getattr(self, name)
             for spec in operation._routes:
-                yield spec, functools.partial(operation, **dict(spec.bound)) if spec.bound else operation
+                yield (
+                    spec,
+                    functools.partial(operation, **dict(spec.bound)) if spec.bound else operation,
+                )
 
     def register(self, router: Router) -> None:
-        for spec, operation in self.operations():
+        for spec, operation in self.handlers():
             service = spec.service or self.service
             authenticated = self.authenticated if spec.authenticated is None else spec.authenticated
             handler = self._with_before(operation) if service == self.service else operation
-            router.add(spec.method, spec.pattern, handler, service=service, authenticated=authenticated)
+            router.add(
+                spec.method,
+                spec.pattern,
+                handler,
+                service=service,
+                authenticated=authenticated,
+            )
 
     def _with_before(self, operation: Handler) -> Handler:
         if type(self).before is Provider.before:
