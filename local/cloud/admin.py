@@ -6,31 +6,29 @@ from __future__ import annotations
 import fnmatch
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from local.cloud.controls import ControlError, Controls
-from local.cloud.router import Router, request_params, service_routes
+from local.cloud.errors import AdminError
+from local.cloud.provider import Provider, route
+from local.cloud.router import request_params
 from local.cloud.seed import SECTIONS, SeedError
-from local.cloud.state import Cloud
+from local.cloud.state import Cloud, LoggedRequest
 
 
-def admin_error(status: int, message: str, code: str = "BadRequest") -> Response:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
-
-
-async def _json_body(request: Request) -> Any:
+async def _json_body(request: Request, what: str) -> Any:
+    """The body as JSON (None when empty), or 400 naming `what` was not JSON."""
     raw = await request.body()
     if not raw:
         return None
-    return json.loads(raw)
-
-
-def _controls(cloud: Cloud) -> Controls:
-    controls: Controls = cloud.controls
-    return controls
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise AdminError(400, f"{what}: {exc}") from exc
 
 
 def sentinel_workspace(doc: dict[str, Any]) -> dict[str, Any] | None:
@@ -91,113 +89,127 @@ def connection(cloud: Cloud) -> dict[str, Any]:
     }
 
 
-def register(router: Router, cloud: Cloud) -> None:
-    route = service_routes(router, "admin", authenticated=False)
+class AdminProvider(Provider):
+    """The emulator's own API: what a test or the demo uses to look at and steer the emulated cloud."""
+
+    service = "admin"
+    authenticated = False
+
+    @property
+    def controls(self) -> Controls:
+        controls: Controls = self.cloud.controls
+        return controls
 
     @route("GET", "/_admin/tenant")
-    async def get_tenant(request: Request) -> Response:
-        return JSONResponse(cloud.doc)
+    async def get_tenant(self, request: Request) -> Response:
+        return JSONResponse(self.cloud.doc)
 
     @route("PUT", "/_admin/tenant")
-    async def put_tenant(request: Request) -> Response:
-        try:
-            doc = await _json_body(request)
-        except ValueError as exc:
-            return admin_error(400, f"The tenant document is not valid JSON: {exc}")
+    async def put_tenant(self, request: Request) -> Response:
+        doc = await _json_body(request, "The tenant document is not valid JSON")
         if not isinstance(doc, dict):
-            return admin_error(400, f"The tenant document must be a JSON object with sections {', '.join(SECTIONS)}.")
+            raise AdminError(400, f"The tenant document must be a JSON object with sections {', '.join(SECTIONS)}.")
         try:
-            cloud.replace(doc)
+            self.cloud.replace(doc)
         except SeedError as exc:
-            return admin_error(400, f"Invalid tenant document: {exc}")
+            raise AdminError(400, f"Invalid tenant document: {exc}") from exc
         except (KeyError, TypeError, ValueError, AttributeError) as exc:  # a shape a section's expander cannot read
-            return admin_error(400, f"Invalid tenant document: {type(exc).__name__}: {exc}")
-        return JSONResponse({"generation": cloud.generation, "sections": list(cloud.doc)})
+            raise AdminError(400, f"Invalid tenant document: {type(exc).__name__}: {exc}") from exc
+        return JSONResponse({"generation": self.cloud.generation, "sections": list(self.cloud.doc)})
 
     @route("POST", "/_admin/reset")
-    async def reset(request: Request) -> Response:
-        cloud.reset()
-        return JSONResponse({"generation": cloud.generation, "seed": str(cloud.seed_path)})
+    async def reset(self, request: Request) -> Response:
+        self.cloud.reset()
+        return JSONResponse({"generation": self.cloud.generation, "seed": str(self.cloud.seed_path)})
 
     # ---- faults
     @route("GET", "/_admin/faults")
-    async def list_faults(request: Request) -> Response:
-        return JSONResponse({"value": _controls(cloud).describe_faults()})
+    async def list_faults(self, request: Request) -> Response:
+        return JSONResponse({"value": self.controls.describe_faults()})
 
     @route("POST", "/_admin/faults")
-    async def add_faults(request: Request) -> Response:
+    async def add_faults(self, request: Request) -> Response:
+        spec = await _json_body(request, "Invalid fault")
         try:
-            added = _controls(cloud).add_faults(await _json_body(request))
+            added = self.controls.add_faults(spec)
         except (ControlError, ValueError) as exc:
-            return admin_error(400, f"Invalid fault: {exc}")
+            raise AdminError(400, f"Invalid fault: {exc}") from exc
         return JSONResponse({"value": [f.describe() for f in added]}, status_code=201)
 
     @route("DELETE", "/_admin/faults")
-    async def clear_faults(request: Request) -> Response:
-        _controls(cloud).clear_faults()
+    async def clear_faults(self, request: Request) -> Response:
+        self.controls.clear_faults()
         return Response(status_code=204)
 
     @route("DELETE", "/_admin/faults/{fault_id}")
-    async def delete_fault(request: Request, fault_id: str) -> Response:
-        controls = _controls(cloud)
-        kept = [f for f in controls.faults if f.id != fault_id]
-        if len(kept) == len(controls.faults):
-            return admin_error(404, f"No fault '{fault_id}'.", "NotFound")
-        controls.faults[:] = kept
+    async def delete_fault(self, request: Request, fault_id: str) -> Response:
+        faults = self.controls.faults
+        kept = [f for f in faults if f.id != fault_id]
+        if len(kept) == len(faults):
+            raise AdminError(404, f"No fault '{fault_id}'.", "NotFound")
+        faults[:] = kept
         return Response(status_code=204)
 
     # ---- rate limits
     @route("GET", "/_admin/limits")
-    async def list_limits(request: Request) -> Response:
-        return JSONResponse({"value": _controls(cloud).describe_limits()})
+    async def list_limits(self, request: Request) -> Response:
+        return JSONResponse({"value": self.controls.describe_limits()})
 
     @route("POST", "/_admin/limits")
-    async def add_limits(request: Request) -> Response:
+    async def add_limits(self, request: Request) -> Response:
+        spec = await _json_body(request, "Invalid limits")
         try:
-            added = _controls(cloud).add_limits(await _json_body(request))
+            added = self.controls.add_limits(spec)
         except (ControlError, ValueError) as exc:
-            return admin_error(400, f"Invalid limits: {exc}")
-        described = {d["name"]: d for d in _controls(cloud).describe_limits()}
+            raise AdminError(400, f"Invalid limits: {exc}") from exc
+        described = {d["name"]: d for d in self.controls.describe_limits()}
         return JSONResponse({"value": [described[limit.name] for limit in added]}, status_code=201)
 
     @route("DELETE", "/_admin/limits")
-    async def clear_limits(request: Request) -> Response:
-        _controls(cloud).clear_limits()
+    async def clear_limits(self, request: Request) -> Response:
+        self.controls.clear_limits()
         return Response(status_code=204)
 
     # ---- request log
     @route("GET", "/_admin/requests")
-    async def list_requests(request: Request) -> Response:
+    async def list_requests(self, request: Request) -> Response:
         params = request_params(request)
-        method = params.get("method", "").upper()
-        service = params.get("service", "").lower()
-        path_glob = params.get("path")
-        pattern_glob = params.get("pattern")
-        status = params.get("status")
         try:
             since = float(params["since"]) if "since" in params else None
-        except ValueError:
-            return admin_error(400, "'since' must be an epoch time in seconds")
-        path_re = re.compile(fnmatch.translate(path_glob), re.IGNORECASE) if path_glob else None
-        pattern_re = re.compile(fnmatch.translate(pattern_glob), re.IGNORECASE) if pattern_glob else None
-        entries = [
-            e.as_json()
-            for e in list(cloud.request_log)
-            if (not method or e.method == method)
-            and (not service or e.service == service)
-            and (since is None or e.time >= since)
-            and (path_re is None or path_re.match(e.path))
-            and (pattern_re is None or pattern_re.match(e.pattern))
-            and (status is None or str(e.status) == status)
-        ]
-        return JSONResponse({"value": entries})
+        except ValueError as exc:
+            raise AdminError(400, "'since' must be an epoch time in seconds") from exc
+        wanted = _request_filter(params, since)
+        return JSONResponse({"value": [e.as_json() for e in list(self.cloud.request_log) if wanted(e)]})
 
     @route("DELETE", "/_admin/requests")
-    async def clear_requests(request: Request) -> Response:
-        cloud.request_log.clear()
+    async def clear_requests(self, request: Request) -> Response:
+        self.cloud.request_log.clear()
         return Response(status_code=204)
 
     # ---- connection facts
     @route("GET", "/_admin/connection")
-    async def get_connection(request: Request) -> Response:
-        return JSONResponse(connection(cloud))
+    async def get_connection(self, request: Request) -> Response:
+        return JSONResponse(connection(self.cloud))
+
+
+def _request_filter(params: dict[str, str], since: float | None) -> Callable[[LoggedRequest], bool]:
+    """The request log entries GET /_admin/requests asks for: method, service, status, since, path/pattern globs."""
+    method = params.get("method", "").upper()
+    service = params.get("service", "").lower()
+    status = params.get("status")
+    path_glob = params.get("path")
+    pattern_glob = params.get("pattern")
+    path_re = re.compile(fnmatch.translate(path_glob), re.IGNORECASE) if path_glob else None
+    pattern_re = re.compile(fnmatch.translate(pattern_glob), re.IGNORECASE) if pattern_glob else None
+
+    def wanted(e: LoggedRequest) -> bool:
+        return (
+            (not method or e.method == method)
+            and (not service or e.service == service)
+            and (since is None or e.time >= since)
+            and (path_re is None or path_re.match(e.path) is not None)
+            and (pattern_re is None or pattern_re.match(e.pattern) is not None)
+            and (status is None or str(e.status) == status)
+        )
+
+    return wanted

@@ -169,17 +169,3 @@ def throttled(service: str, retry_after: float | None, code: str | None = None, 
         text = message or "Too many requests. Retry later."
         return LogAnalyticsError(429, code or "ThrottledError", text, headers=headers).response()
     return ArmError(429, code or "TooManyRequests", message or "The request is being throttled.", headers).response()
-
-
-def arm_error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
-    return ArmError(status, code, message, headers).response()
-
-
-def loganalytics_error(
-    status: int,
-    code: str,
-    message: str,
-    inner: dict[str, object] | None = None,
-    headers: dict[str, str] | None = None,
-) -> Response:
-    return LogAnalyticsError(status, code, message, inner, headers).response()

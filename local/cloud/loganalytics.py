@@ -34,8 +34,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from local.cloud import loggen
-from local.cloud.errors import loganalytics_error
-from local.cloud.router import Router, request_params, service_routes
+from local.cloud.errors import LogAnalyticsError
+from local.cloud.provider import Provider, route
+from local.cloud.router import request_params
 from local.cloud.state import Cloud
 
 WORKSPACE_TYPE = "microsoft.operationalinsights/workspaces"
@@ -60,42 +61,24 @@ _DUCK_TYPES = {
 _JSON_READ_TYPES = {"long": "BIGINT", "int": "INTEGER", "real": "DOUBLE", "bool": "BOOLEAN", "dynamic": "JSON"}
 
 
-class QueryError(Exception):
-    """A failure the service reports in its own error shape."""
-
-    def __init__(self, status: int, code: str, message: str, inner: dict[str, object] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.inner = inner
-
-    def response(self) -> Response:
-        return loganalytics_error(self.status, self.code, self.message, self.inner)
-
-    def body(self) -> dict[str, Any]:
-        payload: dict[str, Any] = json.loads(bytes(self.response().body))
-        return payload
-
-
-def bad_argument(inner_code: str, inner_message: str, detail: dict[str, object] | None = None) -> QueryError:
+def bad_argument(inner_code: str, inner_message: str, detail: dict[str, object] | None = None) -> LogAnalyticsError:
     inner: dict[str, object] = {"code": inner_code, "message": inner_message}
     if detail:
         inner["innererror"] = detail
-    return QueryError(400, "BadArgumentError", INVALID_PROPERTIES, inner)
+    return LogAnalyticsError(400, "BadArgumentError", INVALID_PROPERTIES, inner)
 
 
-def semantic_error(code: str, message: str) -> QueryError:
+def semantic_error(code: str, message: str) -> LogAnalyticsError:
     return bad_argument("SemanticError", "A semantic error occurred.", {"code": code, "message": message})
 
 
-def path_not_found() -> QueryError:
+def path_not_found() -> LogAnalyticsError:
     # What the service answers for a workspace id it does not know (also for a workspace *name* passed as the id).
-    return QueryError(404, "PathNotFoundError", "The requested path does not exist")
+    return LogAnalyticsError(404, "PathNotFoundError", "The requested path does not exist")
 
 
-def resource_not_found(resource_id: str) -> QueryError:
-    return QueryError(404, "ResourceNotFoundError", f"The resource {resource_id.lower()} was not found")
+def resource_not_found(resource_id: str) -> LogAnalyticsError:
+    return LogAnalyticsError(404, "ResourceNotFoundError", f"The resource {resource_id.lower()} was not found")
 
 
 # --- timespan -------------------------------------------------------------------------------------------------------
@@ -256,7 +239,7 @@ class LogDatabase:
         return translated
 
     def run(self, query: str, window: Window, scope: Scope | None) -> Result:
-        """Runs in a worker thread. Raises QueryError for anything the service would reject."""
+        """Runs in a worker thread. Raises LogAnalyticsError for anything the service would reject."""
         cursor = self.cursor()
         started = time.perf_counter()
         try:
@@ -457,7 +440,7 @@ _CONVERTERS: dict[str, Callable[[Any], Any]] = {
 # --- errors from the engine -----------------------------------------------------------------------------------------
 
 
-def _syntax_error(query: str, exc: duckdb_kql.KqlSyntaxError) -> QueryError:
+def _syntax_error(query: str, exc: duckdb_kql.KqlSyntaxError) -> LogAnalyticsError:
     diagnostic = exc.diagnostics[0] if exc.diagnostics else None
     line = diagnostic.span.line if diagnostic else 1
     pos = diagnostic.span.column if diagnostic else 0
@@ -476,7 +459,7 @@ def _syntax_error(query: str, exc: duckdb_kql.KqlSyntaxError) -> QueryError:
     return bad_argument("SyntaxError", "A recognition error occurred in the query.", detail)
 
 
-def _execution_error(exc: duckdb.Error) -> QueryError:
+def _execution_error(exc: duckdb.Error) -> LogAnalyticsError:
     text = str(exc)
     first = text.splitlines()[0] if text else type(exc).__name__
     table = re.search(r"Table with name (\S+) does not exist", text)
@@ -612,7 +595,7 @@ def render_info(query: str) -> dict[str, Any] | None:
 async def run_query(
     cloud: Cloud, query: Any, timespans: list[Any], prefer: dict[str, str], scope: Scope | None = None
 ) -> dict[str, Any]:
-    """The response body of one query, or QueryError."""
+    """The response body of one query, or LogAnalyticsError."""
     if not isinstance(query, str):
         raise bad_argument("QueryValidationError", "The 'query' property is required and must be a string.")
     now = datetime.now(UTC)
@@ -668,72 +651,75 @@ def _json(body: dict[str, Any], status: int = 200) -> Response:
     return JSONResponse(body, status_code=status, media_type="application/json; charset=utf-8")
 
 
-def register(router: Router, cloud: Cloud) -> None:
-    route = service_routes(router, "loganalytics")
+RESOURCE_QUERY = "/v1/subscriptions/{subscription}/resourceGroups/{group}/providers/{namespace}/{kind}/{name}/query"
 
-    async def answer(request: Request, scope: Scope | None = None) -> Response:
-        try:
-            query, timespans, prefer = await _request_parts(request)
-            return _json(await run_query(cloud, query, timespans, prefer, scope))
-        except QueryError as error:
-            return error.response()
 
-    async def workspace_query(request: Request, workspace_id: str) -> Response:
-        if workspace_id.lower() not in workspace_ids(cloud.doc):
-            return path_not_found().response()
-        return await answer(request)
+class LogAnalyticsProvider(Provider):
+    """api.loganalytics.io/v1: queries on a workspace, a resource, a resource group or a subscription, and $batch."""
 
+    service = "loganalytics"
+
+    async def _answer(self, request: Request, scope: Scope | None = None) -> Response:
+        query, timespans, prefer = await _request_parts(request)
+        return _json(await run_query(self.cloud, query, timespans, prefer, scope))
+
+    @route("GET", "/v1/workspaces/{workspace_id}/query")
+    @route("POST", "/v1/workspaces/{workspace_id}/query")
+    async def workspace_query(self, request: Request, workspace_id: str) -> Response:
+        if workspace_id.lower() not in workspace_ids(self.cloud.doc):
+            raise path_not_found()
+        return await self._answer(request)
+
+    @route("GET", RESOURCE_QUERY)
+    @route("POST", RESOURCE_QUERY)
     async def resource_query(
-        request: Request, subscription: str, group: str, namespace: str, kind: str, name: str
+        self, request: Request, subscription: str, group: str, namespace: str, kind: str, name: str
     ) -> Response:
         resource_id = f"/subscriptions/{subscription}/resourceGroups/{group}/providers/{namespace}/{kind}/{name}"
-        if not known_resource(cloud.doc, resource_id):
-            return resource_not_found(resource_id).response()
+        if not known_resource(self.cloud.doc, resource_id):
+            raise resource_not_found(resource_id)
         # A workspace's own resource id means the whole workspace; any other resource, only its rows.
-        return await answer(request, None if is_workspace_resource(resource_id) else Scope(resource_id, prefix=False))
+        scope = None if is_workspace_resource(resource_id) else Scope(resource_id, prefix=False)
+        return await self._answer(request, scope)
 
-    async def group_query(request: Request, subscription: str, group: str) -> Response:
-        if not known_scope(cloud.doc, subscription, group):
-            return resource_not_found(f"/subscriptions/{subscription}/resourceGroups/{group}").response()
-        return await answer(request, Scope(f"/subscriptions/{subscription}/resourceGroups/{group}", prefix=True))
+    @route("GET", "/v1/subscriptions/{subscription}/resourceGroups/{group}/query")
+    @route("POST", "/v1/subscriptions/{subscription}/resourceGroups/{group}/query")
+    @route("GET", "/v1/subscriptions/{subscription}/query")
+    @route("POST", "/v1/subscriptions/{subscription}/query")
+    async def scope_query(self, request: Request, subscription: str, group: str | None = None) -> Response:
+        scope_id = f"/subscriptions/{subscription}" + (f"/resourceGroups/{group}" if group is not None else "")
+        if not known_scope(self.cloud.doc, subscription, group):
+            raise resource_not_found(scope_id)
+        return await self._answer(request, Scope(scope_id, prefix=True))
 
-    async def subscription_query(request: Request, subscription: str) -> Response:
-        if not known_scope(cloud.doc, subscription, None):
-            return resource_not_found(f"/subscriptions/{subscription}").response()
-        return await answer(request, Scope(f"/subscriptions/{subscription}", prefix=True))
+    @route("POST", "/v1/$batch")
+    async def batch(self, request: Request) -> Response:
+        try:
+            body = json.loads(await request.body() or b"{}")
+        except ValueError as exc:
+            raise bad_argument("InvalidJson", "The request body is not valid JSON.") from exc
+        requests = body.get("requests") if isinstance(body, dict) else None
+        if not isinstance(requests, list) or not requests:
+            raise bad_argument("QueryValidationError", "The batch needs a non-empty 'requests' array.")
+        return _json({"responses": [await self._batch_item(item) for item in requests]})
 
-    resource_path = "/v1/subscriptions/{subscription}/resourceGroups/{group}/providers/{namespace}/{kind}/{name}/query"
-    for method in ("GET", "POST"):
-        route(method, "/v1/workspaces/{workspace_id}/query")(workspace_query)
-        route(method, resource_path)(resource_query)
-        route(method, "/v1/subscriptions/{subscription}/resourceGroups/{group}/query")(group_query)
-        route(method, "/v1/subscriptions/{subscription}/query")(subscription_query)
-
-    async def batch_item(item: Any) -> dict[str, Any]:
+    async def _batch_item(self, item: Any) -> dict[str, Any]:
+        """One answer of a $batch: its errors are the item's status and body, not the batch's."""
         if not isinstance(item, dict):
             return {"id": None, "status": 400, "body": bad_argument("QueryValidationError", "Invalid request.").body()}
         item_id = item.get("id")
         try:
             workspace = str(item.get("workspace") or "").lower()
             path = str(item.get("path") or "/query").lower()
-            if path not in ("/query", f"/workspaces/{workspace}/query") or workspace not in workspace_ids(cloud.doc):
+            if path not in ("/query", f"/workspaces/{workspace}/query") or workspace not in workspace_ids(
+                self.cloud.doc
+            ):
                 raise path_not_found()
             headers = {str(k).lower(): str(v) for k, v in (item.get("headers") or {}).items()}
             nested = item.get("body")
             inner: dict[str, Any] = nested if isinstance(nested, dict) else {}
             prefer = parse_prefer(headers.get("prefer", ""))
-            result = await run_query(cloud, inner.get("query"), [inner.get("timespan")], prefer)
+            result = await run_query(self.cloud, inner.get("query"), [inner.get("timespan")], prefer)
             return {"id": item_id, "status": 200, "body": result}
-        except QueryError as error:
+        except LogAnalyticsError as error:
             return {"id": item_id, "status": error.status, "body": error.body()}
-
-    @route("POST", "/v1/$batch")
-    async def batch(request: Request) -> Response:
-        try:
-            body = json.loads(await request.body() or b"{}")
-        except ValueError:
-            return bad_argument("InvalidJson", "The request body is not valid JSON.").response()
-        requests = body.get("requests") if isinstance(body, dict) else None
-        if not isinstance(requests, list) or not requests:
-            return bad_argument("QueryValidationError", "The batch needs a non-empty 'requests' array.").response()
-        return _json({"responses": [await batch_item(item) for item in requests]})

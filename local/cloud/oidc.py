@@ -38,8 +38,8 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from local.cloud.admin import admin_error
-from local.cloud.router import Router
+from local.cloud.errors import AdminError, LoginError
+from local.cloud.provider import Provider, route
 from local.cloud.state import Cloud
 
 if TYPE_CHECKING:
@@ -267,26 +267,32 @@ def _tenant_matches(doc: dict[str, Any], tenant: str) -> bool:
     return tenant.lower() in (str(facts.get("id", "")).lower(), str(facts.get("domain", "")).lower())
 
 
-def _invalid_tenant(tenant: str) -> Response:
+def _invalid_tenant(tenant: str) -> LoginError:
     # What Entra answers for a tenant it does not know.
-    return JSONResponse(
-        {
-            "error": "invalid_tenant",
-            "error_description": f"AADSTS90002: Tenant '{tenant}' not found. Check to make sure you have the correct "
-            "tenant ID and are signing into the correct cloud.",
-            "error_codes": [90002],
-        },
-        status_code=400,
+    return LoginError(
+        400,
+        "invalid_tenant",
+        f"AADSTS90002: Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are "
+        "signing into the correct cloud.",
+        [90002],
     )
 
 
-def register(router: Router, cloud: Cloud) -> None:
-    keys = KeyRing()
-    keys.current  # noqa: B018 - generate the first key at start, not on the first request
+class LoginProvider(Provider):
+    """login.microsoftonline.com for the emulated tenant: OpenID Connect metadata and the signing keys, plus the
+    admin API's token minting and key rotation."""
 
-    def metadata(version: str) -> dict[str, Any]:
-        tenant_id = str((cloud.doc.get("tenant") or {}).get("id", ""))
-        base = f"{cloud.base_url}/{tenant_id}"
+    service = "login"
+    authenticated = False
+
+    def __init__(self, cloud: Cloud) -> None:
+        super().__init__(cloud)
+        self.keys = KeyRing()
+        self.keys.current  # noqa: B018 - generate the first key at start, not on the first request
+
+    def metadata(self, version: str) -> dict[str, Any]:
+        tenant_id = str((self.cloud.doc.get("tenant") or {}).get("id", ""))
+        base = f"{self.cloud.base_url}/{tenant_id}"
         suffix = "/v2.0" if version == "2.0" else ""
         keys_path = "discovery/v2.0/keys" if version == "2.0" else "discovery/keys"
         return {
@@ -304,38 +310,38 @@ def register(router: Router, cloud: Cloud) -> None:
             "cloud_instance_name": "microsoftonline.com",
         }
 
-    async def openid_configuration_v2(request: Request, tenant: str) -> Response:
-        if not _tenant_matches(cloud.doc, tenant):
-            return _invalid_tenant(tenant)
-        return JSONResponse(metadata("2.0"))
+    @route("GET", "/{tenant}/v2.0/.well-known/openid-configuration", version="2.0")
+    @route("GET", "/{tenant}/.well-known/openid-configuration", version="1.0")
+    async def openid_configuration(self, request: Request, tenant: str, version: str) -> Response:
+        if not _tenant_matches(self.cloud.doc, tenant):
+            raise _invalid_tenant(tenant)
+        return JSONResponse(self.metadata(version))
 
-    async def openid_configuration_v1(request: Request, tenant: str) -> Response:
-        if not _tenant_matches(cloud.doc, tenant):
-            return _invalid_tenant(tenant)
-        return JSONResponse(metadata("1.0"))
-
-    async def jwks(request: Request, tenant: str) -> Response:
-        if tenant.lower() not in ("common", "organizations") and not _tenant_matches(cloud.doc, tenant):
-            return _invalid_tenant(tenant)
-        tenant_id = str((cloud.doc.get("tenant") or {}).get("id", ""))
+    @route("GET", "/{tenant}/discovery/v2.0/keys")
+    @route("GET", "/{tenant}/discovery/keys")
+    async def jwks(self, request: Request, tenant: str) -> Response:
+        if tenant.lower() not in ("common", "organizations") and not _tenant_matches(self.cloud.doc, tenant):
+            raise _invalid_tenant(tenant)
+        tenant_id = str((self.cloud.doc.get("tenant") or {}).get("id", ""))
         issuer = issuers(tenant_id)["2.0"]
-        return JSONResponse({"keys": [k.jwk(issuer) for k in keys.published]})
+        return JSONResponse({"keys": [k.jwk(issuer) for k in self.keys.published]})
 
-    async def mint(request: Request) -> Response:
+    @route("POST", "/_admin/tokens", service="admin")
+    async def mint(self, request: Request) -> Response:
         try:
             spec = json.loads(await request.body() or b"{}")
         except ValueError as exc:
-            return admin_error(400, f"The body is not valid JSON: {exc}")
+            raise AdminError(400, f"The body is not valid JSON: {exc}") from exc
         if not isinstance(spec, dict):
-            return admin_error(400, "The body must be a JSON object.")
+            raise AdminError(400, "The body must be a JSON object.")
         try:
-            claims = token_claims(cloud.doc, spec, time.time())
+            claims = token_claims(self.cloud.doc, spec, time.time())
             kid = spec.get("kid")
             if kid is not None and not isinstance(kid, str):
                 raise TokenRequestError("kid must be a string.")
-            token, header = encode(claims, keys, str(spec.get("signing", "valid")), kid)
+            token, header = encode(claims, self.keys, str(spec.get("signing", "valid")), kid)
         except TokenRequestError as exc:
-            return admin_error(400, str(exc))
+            raise AdminError(400, str(exc)) from exc
         return JSONResponse(
             {
                 "access_token": token,
@@ -346,17 +352,8 @@ def register(router: Router, cloud: Cloud) -> None:
             }
         )
 
-    async def rotate(request: Request) -> Response:
+    @route("POST", "/_admin/signing-keys/rotate", service="admin")
+    async def rotate(self, request: Request) -> Response:
         retire = request.query_params.get("retire", "").lower() == "true"
-        key = keys.rotate(retire=retire)
-        return JSONResponse({"kid": key.kid, "published": [k.kid for k in keys.published]})
-
-    for pattern, handler in (
-        ("/{tenant}/v2.0/.well-known/openid-configuration", openid_configuration_v2),
-        ("/{tenant}/.well-known/openid-configuration", openid_configuration_v1),
-        ("/{tenant}/discovery/v2.0/keys", jwks),
-        ("/{tenant}/discovery/keys", jwks),
-    ):
-        router.add("GET", pattern, handler, service="login", authenticated=False)
-    router.add("POST", "/_admin/tokens", mint, service="admin", authenticated=False)
-    router.add("POST", "/_admin/signing-keys/rotate", rotate, service="admin", authenticated=False)
+        key = self.keys.rotate(retire=retire)
+        return JSONResponse({"kid": key.kid, "published": [k.kid for k in self.keys.published]})

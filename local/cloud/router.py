@@ -49,21 +49,6 @@ class Router:
         return None, {}, path_exists
 
 
-def service_routes(
-    router: Router, service: str, *, authenticated: bool = True
-) -> Callable[[str, str], Callable[[Handler], Handler]]:
-    """Decorator factory so each service module declares its routes next to its handlers."""
-
-    def route(method: str, pattern: str) -> Callable[[Handler], Handler]:
-        def register(handler: Handler) -> Handler:
-            router.add(method, pattern, handler, service=service, authenticated=authenticated)
-            return handler
-
-        return register
-
-    return route
-
-
 def request_params(request: Request) -> dict[str, str]:
     """Query parameters with case-insensitive names, like ARM and Graph ($FILTER == $filter)."""
     return {k.lower(): v for k, v in request.query_params.items()}

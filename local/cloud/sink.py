@@ -10,16 +10,15 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from local.cloud.router import Router, service_routes
-from local.cloud.state import Cloud
+from local.cloud.provider import Provider, route
 
 
-def register(router: Router, cloud: Cloud) -> None:
-    sink_route = service_routes(router, "sink", authenticated=False)
-    admin_route = service_routes(router, "admin", authenticated=False)
+class SinkProvider(Provider):
+    service = "sink"
+    authenticated = False
 
-    @sink_route("POST", "/_sink/{name}")
-    async def receive(request: Request, name: str) -> Response:
+    @route("POST", "/_sink/{name}")
+    async def receive(self, request: Request, name: str) -> Response:
         raw = await request.body()
         body: Any
         try:
@@ -29,7 +28,7 @@ def register(router: Router, cloud: Cloud) -> None:
         if body is None or (isinstance(body, str) and not body.strip()):
             # A Teams incoming webhook rejects an empty post with 400 and a text reason; nothing reaches the channel.
             return PlainTextResponse("Summary or Text is required.", status_code=400)
-        cloud.sink.append(
+        self.cloud.sink.append(
             {
                 "name": name,
                 "time": time.time(),
@@ -40,23 +39,16 @@ def register(router: Router, cloud: Cloud) -> None:
         )
         return PlainTextResponse("1")
 
-    def posts(name: str | None) -> list[dict[str, Any]]:
-        return [p for p in cloud.sink if name is None or p["name"] == name]
+    def _posts(self, name: str | None) -> list[dict[str, Any]]:
+        return [p for p in self.cloud.sink if name is None or p["name"] == name]
 
-    @admin_route("GET", "/_admin/sink")
-    async def list_all(request: Request) -> Response:
-        return JSONResponse({"value": posts(None)})
+    @route("GET", "/_admin/sink", service="admin")
+    @route("GET", "/_admin/sink/{name}", service="admin")
+    async def list_posts(self, request: Request, name: str | None = None) -> Response:
+        return JSONResponse({"value": self._posts(name)})
 
-    @admin_route("GET", "/_admin/sink/{name}")
-    async def list_named(request: Request, name: str) -> Response:
-        return JSONResponse({"value": posts(name)})
-
-    @admin_route("DELETE", "/_admin/sink")
-    async def clear_all(request: Request) -> Response:
-        cloud.sink.clear()
-        return Response(status_code=204)
-
-    @admin_route("DELETE", "/_admin/sink/{name}")
-    async def clear_named(request: Request, name: str) -> Response:
-        cloud.sink[:] = [p for p in cloud.sink if p["name"] != name]
+    @route("DELETE", "/_admin/sink", service="admin")
+    @route("DELETE", "/_admin/sink/{name}", service="admin")
+    async def clear_posts(self, request: Request, name: str | None = None) -> Response:
+        self.cloud.sink[:] = [p for p in self.cloud.sink if name is not None and p["name"] != name]
         return Response(status_code=204)

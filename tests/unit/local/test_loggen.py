@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from local.cloud import loganalytics, loggen, seed
+from local.cloud import errors, loganalytics, loggen, seed
 
 DEMO = Path(loggen.__file__).parent / "tenants" / "demo.yaml"
 NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
@@ -162,7 +162,7 @@ def test_timespans(timespan, start, end):
 
 @pytest.mark.parametrize("timespan", ["P", "PT", "12H", "yesterday", "2024-04-01/soon", "a/b/c"])
 def test_invalid_timespans_are_a_bad_argument(timespan):
-    with pytest.raises(loganalytics.QueryError) as raised:
+    with pytest.raises(errors.LogAnalyticsError) as raised:
         loganalytics.parse_timespan(timespan, NOW)
     assert raised.value.status == 400 and raised.value.code == "BadArgumentError"
 
