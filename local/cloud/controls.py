@@ -450,18 +450,30 @@ _SENTINEL_MESSAGE = (
 
 def real_limits(scale: float) -> list[Limit]:
     """Microsoft's documented limits (docs/reference/service-limits.md), with time sped up by `scale`."""
+    return [
+        *_graph_limits(scale),
+        *_sentinel_limits(scale),
+        *_log_analytics_limits(scale),
+        *_network_limits(scale),
+        *_arm_limits(scale),
+    ]
 
-    def window(name: str, match: Match, requests: int, seconds: float, **kw: Any) -> WindowLimit:
-        return WindowLimit(name=name, match=match, requests=requests, seconds=seconds, scale=scale, **kw)
 
-    def on(pattern: re.Pattern[str], *verbs: str) -> Match:
-        return Match(methods=frozenset(verbs), regex=pattern)
+def _window(scale: float, name: str, match: Match, requests: int, seconds: float, **kw: Any) -> WindowLimit:
+    return WindowLimit(name=name, match=match, requests=requests, seconds=seconds, scale=scale, **kw)
 
-    limits: list[Limit] = [
+
+def _on(pattern: re.Pattern[str], *verbs: str) -> Match:
+    return Match(methods=frozenset(verbs), regex=pattern)
+
+
+def _graph_limits(scale: float) -> list[Limit]:
+    return [
         # Identity Protection: 1 request/s per tenant for all apps; its 429s carry no Retry-After.
-        window(
+        _window(
+            scale,
             "graph-identity-protection",
-            on(_IDENTITY_PROTECTION),
+            _on(_IDENTITY_PROTECTION),
             1,
             1.0,
             per_subscription=False,
@@ -472,7 +484,7 @@ def real_limits(scale: float) -> list[Limit]:
         # Identity & access: resource units (3,500 RU / 10 s for a tenant under 50 users) and the write quota.
         BucketLimit(
             name="graph-identity-access-ru",
-            match=on(_IDENTITY_ACCESS),
+            match=_on(_IDENTITY_ACCESS),
             capacity=3500,
             refill_per_second=350,
             cost=graph_resource_units,
@@ -482,9 +494,10 @@ def real_limits(scale: float) -> list[Limit]:
             code="TooManyRequests",
             message="Please retry again later.",
         ),
-        window(
+        _window(
+            scale,
             "graph-identity-writes",
-            on(_IDENTITY_ACCESS, "POST", "PATCH", "PUT", "DELETE"),
+            _on(_IDENTITY_ACCESS, "POST", "PATCH", "PUT", "DELETE"),
             3000,
             150.0,
             per_subscription=False,
@@ -492,10 +505,16 @@ def real_limits(scale: float) -> list[Limit]:
             code="TooManyRequests",
             message="Please retry again later.",
         ),
+    ]
+
+
+def _sentinel_limits(scale: float) -> list[Limit]:
+    return [
         # Sentinel: 75 incident PUTs and 75 comment PUTs per 5 minutes; 100 reads of an incident's related lists.
-        window(
+        _window(
+            scale,
             "sentinel-incident-put",
-            on(_SENTINEL_INCIDENT, "PUT"),
+            _on(_SENTINEL_INCIDENT, "PUT"),
             75,
             300.0,
             per_subscription=True,
@@ -503,9 +522,10 @@ def real_limits(scale: float) -> list[Limit]:
             code="TooManyRequests",
             message=_SENTINEL_MESSAGE,
         ),
-        window(
+        _window(
+            scale,
             "sentinel-comment-put",
-            on(_SENTINEL_COMMENT, "PUT"),
+            _on(_SENTINEL_COMMENT, "PUT"),
             75,
             300.0,
             per_subscription=True,
@@ -513,9 +533,10 @@ def real_limits(scale: float) -> list[Limit]:
             code="TooManyRequests",
             message=_SENTINEL_MESSAGE,
         ),
-        window(
+        _window(
+            scale,
             "sentinel-incident-lists",
-            on(_SENTINEL_RELATED, "GET", "POST"),
+            _on(_SENTINEL_RELATED, "GET", "POST"),
             100,
             300.0,
             per_subscription=True,
@@ -523,10 +544,15 @@ def real_limits(scale: float) -> list[Limit]:
             code="TooManyRequests",
             message=_SENTINEL_MESSAGE,
         ),
+    ]
+
+
+def _log_analytics_limits(scale: float) -> list[Limit]:
+    return [
         # Log Analytics: 5 concurrent queries per user (queue of 200, 3 minutes), 200 queries per 30 s.
         ConcurrencyLimit(
             name="loganalytics-concurrency",
-            match=on(_LOG_QUERY, "GET", "POST"),
+            match=_on(_LOG_QUERY, "GET", "POST"),
             concurrent=5,
             queue=200,
             queue_timeout=180.0,
@@ -536,9 +562,10 @@ def real_limits(scale: float) -> list[Limit]:
             code="ThrottledError",
             message="Too many concurrent requests. Please try again later.",
         ),
-        window(
+        _window(
+            scale,
             "loganalytics-rate",
-            on(_LOG_QUERY, "GET", "POST"),
+            _on(_LOG_QUERY, "GET", "POST"),
             200,
             30.0,
             per_subscription=False,
@@ -546,10 +573,16 @@ def real_limits(scale: float) -> list[Limit]:
             code="ThrottledError",
             message="Your request rate is too high: 200 queries per 30 seconds. Retry after {seconds} seconds.",
         ),
+    ]
+
+
+def _network_limits(scale: float) -> list[Limit]:
+    return [
         # Microsoft.Network resource provider: 1,000 PUT/DELETE per 5 minutes per subscription.
-        window(
+        _window(
+            scale,
             "network-writes",
-            on(_NETWORK, "PUT", "DELETE"),
+            _on(_NETWORK, "PUT", "DELETE"),
             1000,
             300.0,
             per_subscription=True,
@@ -559,7 +592,11 @@ def real_limits(scale: float) -> list[Limit]:
             "exceeded the limit of '1000' for time interval '00:05:00'. Please try again after '{seconds}' seconds.",
         ),
     ]
-    # ARM: per-subscription token buckets (reads 250 refilling 25/s, writes and deletes 200 refilling 10/s).
+
+
+def _arm_limits(scale: float) -> list[Limit]:
+    """ARM's per-subscription token buckets (reads 250 refilling 25/s, writes and deletes 200 refilling 10/s)."""
+    limits: list[Limit] = []
     for kind, verbs, capacity, refill in (
         ("reads", ("GET", "HEAD"), 250, 25),
         ("writes", ("PUT", "PATCH", "POST"), 200, 10),
@@ -568,7 +605,7 @@ def real_limits(scale: float) -> list[Limit]:
         limits.append(
             BucketLimit(
                 name=f"arm-{kind}",
-                match=on(_ARM, *verbs),
+                match=_on(_ARM, *verbs),
                 capacity=capacity,
                 refill_per_second=refill,
                 scale=scale,

@@ -185,10 +185,19 @@ def _expand_graph(doc: dict[str, Any], now: datetime) -> None:
     graph.clear()
     graph.update(resolved)
     tenant_id = doc["tenant"]["id"]
-    domain = doc["tenant"]["domain"]
+    users = _expand_users(_items(graph, "users", "graph"), tenant_id, doc["tenant"]["domain"], now)
+    by_upn = {u["userPrincipalName"].lower(): u for u in users}
+    by_id = {u["id"]: u for u in users}
+    _expand_groups(_items(graph, "groups", "graph"), tenant_id, now, by_upn, by_id)
+    _expand_roles(_items(graph, "directoryRoles", "graph"), tenant_id, by_upn, by_id)
+    for risky in _items(graph, "riskyUsers", "graph"):
+        _expand_risky_user(risky, _user_ref(risky, "id", by_upn, by_id, "graph.riskyUsers"), now)
+    for detection in _items(graph, "riskDetections", "graph"):
+        user = _user_ref(detection, "userId", by_upn, by_id, "graph.riskDetections")
+        _expand_risk_detection(detection, user, tenant_id, now)
 
-    users = _items(graph, "users", "graph")
-    by_upn: dict[str, dict[str, Any]] = {}
+
+def _expand_users(users: list[dict[str, Any]], tenant_id: str, domain: str, now: datetime) -> list[dict[str, Any]]:
     for user in users:
         upn = user.get("userPrincipalName")
         if not upn:
@@ -203,10 +212,16 @@ def _expand_graph(doc: dict[str, Any], now: datetime) -> None:
             "identities",
             [{"signInType": "userPrincipalName", "issuer": domain, "issuerAssignedId": upn}],
         )
-        by_upn[upn.lower()] = user
-    by_id = {u["id"]: u for u in users}
+    return users
 
-    groups = _items(graph, "groups", "graph")
+
+def _expand_groups(
+    groups: list[dict[str, Any]],
+    tenant_id: str,
+    now: datetime,
+    by_upn: dict[str, dict[str, Any]],
+    by_id: dict[str, dict[str, Any]],
+) -> None:
     for group in groups:
         name = group.get("displayName")
         if not name:
@@ -224,7 +239,10 @@ def _expand_graph(doc: dict[str, Any], now: datetime) -> None:
     for group in groups:
         group["members"] = _member_ids(group, by_upn, by_id, group_ids, f"group '{group['displayName']}'")
 
-    roles = _items(graph, "directoryRoles", "graph")
+
+def _expand_roles(
+    roles: list[dict[str, Any]], tenant_id: str, by_upn: dict[str, dict[str, Any]], by_id: dict[str, dict[str, Any]]
+) -> None:
     for role in roles:
         name = role.get("displayName")
         if not name:
@@ -235,43 +253,43 @@ def _expand_graph(doc: dict[str, Any], now: datetime) -> None:
         role.setdefault("description", description)
         role["members"] = _member_ids(role, by_upn, by_id, set(), f"directory role '{name}'")
 
-    for risky in _items(graph, "riskyUsers", "graph"):
-        user = _user_ref(risky, "id", by_upn, by_id, "graph.riskyUsers")
-        risky["id"] = user["id"]
-        risky.setdefault("isDeleted", False)
-        risky.setdefault("isProcessing", False)
-        risky.setdefault("riskLevel", "none")
-        risky.setdefault("riskState", "none")
-        risky.setdefault("riskDetail", "none")
-        risky.setdefault("riskLastUpdatedDateTime", graph_time(now))
-        risky["userDisplayName"] = user.get("displayName")
-        risky["userPrincipalName"] = user["userPrincipalName"]
 
-    for detection in _items(graph, "riskDetections", "graph"):
-        user = _user_ref(detection, "userId", by_upn, by_id, "graph.riskDetections")
-        detection["userId"] = user["id"]
-        detection["userDisplayName"] = user.get("displayName")
-        detection["userPrincipalName"] = user["userPrincipalName"]
-        activity_time = detection.setdefault("activityDateTime", graph_time(now))
-        key = f"{user['id']}|{detection.get('riskEventType')}|{activity_time}|{detection.get('ipAddress')}"
-        detection.setdefault("id", hashlib.sha256(key.encode()).hexdigest())
-        detection.setdefault("requestId", stable_id(tenant_id, "request", detection["id"]))
-        detection.setdefault("correlationId", stable_id(tenant_id, "correlation", detection["id"]))
-        detection.setdefault("riskEventType", "unfamiliarFeatures")
-        detection.setdefault("riskState", "atRisk")
-        detection.setdefault("riskLevel", "medium")
-        detection.setdefault("riskDetail", "none")
-        detection.setdefault("source", "IdentityProtection")
-        detection.setdefault("detectionTimingType", "realtime")
-        detection.setdefault("activity", "signin")
-        detection.setdefault("tokenIssuerType", "AzureAD")
-        detection.setdefault("ipAddress", None)
-        detection.setdefault("location", None)
-        detection.setdefault("detectedDateTime", activity_time)
-        detection.setdefault("lastUpdatedDateTime", detection["detectedDateTime"])
-        info = detection.get("additionalInfo", [])
-        # Graph sends additionalInfo as a JSON-encoded string; the YAML may give the list for readability.
-        detection["additionalInfo"] = info if isinstance(info, str) else json.dumps(info, separators=(",", ":"))
+def _expand_risky_user(risky: dict[str, Any], user: dict[str, Any], now: datetime) -> None:
+    risky["id"] = user["id"]
+    risky.setdefault("isDeleted", False)
+    risky.setdefault("isProcessing", False)
+    risky.setdefault("riskLevel", "none")
+    risky.setdefault("riskState", "none")
+    risky.setdefault("riskDetail", "none")
+    risky.setdefault("riskLastUpdatedDateTime", graph_time(now))
+    risky["userDisplayName"] = user.get("displayName")
+    risky["userPrincipalName"] = user["userPrincipalName"]
+
+
+def _expand_risk_detection(detection: dict[str, Any], user: dict[str, Any], tenant_id: str, now: datetime) -> None:
+    detection["userId"] = user["id"]
+    detection["userDisplayName"] = user.get("displayName")
+    detection["userPrincipalName"] = user["userPrincipalName"]
+    activity_time = detection.setdefault("activityDateTime", graph_time(now))
+    key = f"{user['id']}|{detection.get('riskEventType')}|{activity_time}|{detection.get('ipAddress')}"
+    detection.setdefault("id", hashlib.sha256(key.encode()).hexdigest())
+    detection.setdefault("requestId", stable_id(tenant_id, "request", detection["id"]))
+    detection.setdefault("correlationId", stable_id(tenant_id, "correlation", detection["id"]))
+    detection.setdefault("riskEventType", "unfamiliarFeatures")
+    detection.setdefault("riskState", "atRisk")
+    detection.setdefault("riskLevel", "medium")
+    detection.setdefault("riskDetail", "none")
+    detection.setdefault("source", "IdentityProtection")
+    detection.setdefault("detectionTimingType", "realtime")
+    detection.setdefault("activity", "signin")
+    detection.setdefault("tokenIssuerType", "AzureAD")
+    detection.setdefault("ipAddress", None)
+    detection.setdefault("location", None)
+    detection.setdefault("detectedDateTime", activity_time)
+    detection.setdefault("lastUpdatedDateTime", detection["detectedDateTime"])
+    info = detection.get("additionalInfo", [])
+    # Graph sends additionalInfo as a JSON-encoded string; the YAML may give the list for readability.
+    detection["additionalInfo"] = info if isinstance(info, str) else json.dumps(info, separators=(",", ":"))
 
 
 def _member_ids(
