@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from typing import Any
+from typing import Any, NoReturn
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -14,7 +14,7 @@ from starlette.types import Receive, Scope, Send
 
 from local.cloud import identity
 from local.cloud.controls import Controls
-from local.cloud.errors import CloudError, error_for
+from local.cloud.errors import CloudError, error_for, service_error
 from local.cloud.router import Router
 from local.cloud.state import Cloud, LoggedRequest
 
@@ -75,24 +75,14 @@ class CloudApp:
         route, params, path_exists = self.router.match(method, path)
         service = route.service if route else service_of_path(path)
         body_bytes = await request.body()
-        if route is None:
-            # Real services authenticate before they route: no valid token is a 401 even on an unknown path.
-            failure = identity.check_bearer(request, service) if service in identity.AUDIENCES else None
-            if failure is not None:
-                response = _unauthorized(service, failure)
-            elif path_exists:
-                response = error_for(
-                    service, 405, "MethodNotAllowed", f"The method '{method}' is not allowed on '{path}'."
-                )
-            elif service == "graph":  # what Graph says for a path it does not know
-                segment = path.rstrip("/").rsplit("/", 1)[-1]
-                response = error_for(service, 400, "BadRequest", f"Resource not found for the segment '{segment}'.")
-            else:
-                response = error_for(service, 404, "NotFound", f"No emulated resource at '{path}'.")
-        else:
+        try:
+            if route is None:
+                self._unrouted(request, service, method, path, path_exists)
             response = await self._run(
                 request, route.handler, params, route.pattern, service, method, path, route.authenticated
             )
+        except CloudError as error:  # the pipeline's own answers (auth, routing), before any operation ran
+            response = error.response()
         if service not in _UNLOGGED:
             self.cloud.log(
                 LoggedRequest(
@@ -121,9 +111,7 @@ class CloudApp:
         authenticated: bool,
     ) -> Response:
         if authenticated:
-            failure = identity.check_bearer(request, service)
-            if failure is not None:
-                return _unauthorized(service, failure)
+            identity.require_bearer(request, service)
         if service in _UNLOGGED:
             return await self._call(handler, request, params, service)
         admission = await self.controls.admit(
@@ -142,6 +130,18 @@ class CloudApp:
         return response
 
     @staticmethod
+    def _unrouted(request: Request, service: str, method: str, path: str, path_exists: bool) -> NoReturn:
+        # Real services authenticate before they route: no valid token is a 401 even on an unknown path.
+        if service in identity.AUDIENCES:
+            identity.require_bearer(request, service)
+        if path_exists:
+            raise service_error(service, 405, "MethodNotAllowed", f"The method '{method}' is not allowed on '{path}'.")
+        if service == "graph":  # what Graph says for a path it does not know
+            segment = path.rstrip("/").rsplit("/", 1)[-1]
+            raise service_error(service, 400, "BadRequest", f"Resource not found for the segment '{segment}'.")
+        raise service_error(service, 404, "NotFound", f"No emulated resource at '{path}'.")
+
+    @staticmethod
     async def _call(handler: Any, request: Request, params: dict[str, Any], service: str) -> Response:
         try:
             response: Response = await handler(request, **params)
@@ -150,12 +150,6 @@ class CloudApp:
         except Exception as exc:  # an emulator bug must show up as the service's 500, with the reason
             return error_for(service, 500, "InternalServerError", f"{type(exc).__name__}: {exc}")
         return response
-
-
-def _unauthorized(service: str, failure: tuple[int, str, str]) -> Response:
-    status, code, message = failure
-    headers = {"WWW-Authenticate": 'Bearer authorization_uri="https://login.microsoftonline.com/common"'}
-    return error_for(service, status, code, message, headers)
 
 
 def _decode_body(raw: bytes) -> Any:

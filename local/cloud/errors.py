@@ -142,13 +142,20 @@ class AdminError(CloudError):
         super().__init__(status, code, message)
 
 
-def error_for(service: str, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
-    """An error the pipeline (auth, routing, faults) answers before or instead of an operation, in `service`'s shape."""
+def service_error(
+    service: str, status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> CloudError:
+    """An error of the pipeline (auth, routing, faults), which answers before or instead of an operation, in the
+    shape of the service the request was for."""
     if service == "graph":
-        return GraphError(status, code, message, headers).response()
+        return GraphError(status, code, message, headers)
     if service == "loganalytics":
-        return LogAnalyticsError(status, code, message, headers=headers).response()
-    return ArmError(status, code, message, headers).response()
+        return LogAnalyticsError(status, code, message, headers=headers)
+    return ArmError(status, code, message, headers)
+
+
+def error_for(service: str, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
+    return service_error(service, status, code, message, headers).response()
 
 
 def retry_after_header(seconds: float | None) -> dict[str, str]:

@@ -20,7 +20,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from local.cloud.errors import IdentityError
+from local.cloud.errors import IdentityError, service_error
 from local.cloud.provider import Provider, route
 
 _KEY = os.urandom(32)
@@ -120,17 +120,18 @@ def _describe(problem: TokenProblem, service: str) -> tuple[str, str]:
     return "InvalidAuthenticationToken", "The access token is invalid."
 
 
-def check_bearer(request: Request, service: str) -> tuple[int, str, str] | None:
-    """None when the request may proceed, else (status, code, message) in the service's words."""
+def require_bearer(request: Request, service: str) -> None:
+    """Raises the service's 401 unless the request carries a valid token this server issued for the service."""
     header = request.headers.get("authorization", "")
     if not header.lower().startswith("bearer ") or not header[7:].strip():
         problem: TokenProblem | None = TokenProblem("missing")
     else:
         problem = validate(header[7:].strip(), service)
     if problem is None:
-        return None
+        return
     code, message = _describe(problem, service)
-    return 401, code, message
+    challenge = {"WWW-Authenticate": 'Bearer authorization_uri="https://login.microsoftonline.com/common"'}
+    raise service_error(service, 401, code, message, challenge)
 
 
 class IdentityProvider(Provider):

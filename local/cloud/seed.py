@@ -5,7 +5,7 @@ expand(doc) runs on every load, PUT /_admin/tenant and reset, and must be idempo
 
 Order: tenant → graph (here) → ARM and Sentinel (local/cloud/arm_seed.py `expand(doc)`, owned by the ARM engineer,
 imported lazily and skipped only while it does not exist). Log rows are NOT expanded here: the Log Analytics service
-calls local/cloud/loggen.py `generate(doc)` itself when it builds its database for a tenant generation, so generated
+calls local/cloud/loggen `generate(doc)` itself when it builds its database for a tenant generation, so generated
 rows never enter the document (see loggen's docstring)."""
 
 from __future__ import annotations

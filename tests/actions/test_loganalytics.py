@@ -17,7 +17,7 @@ from tests.actions.conftest import WORKSPACE_ID, ContextFactory
 from tests.conftest import CloudHandle
 
 QUERY_PATH = f"/v1/workspaces/{WORKSPACE_ID}/query"
-SPRAY_IP = "203.0.113.66"  # the demo's password-spray source (see local/cloud/loggen.py)
+SPRAY_IP = "203.0.113.66"  # the demo's password-spray source (see local/cloud/loggen/stories.py)
 
 
 def queries(cloud: CloudHandle) -> list[dict[str, Any]]:

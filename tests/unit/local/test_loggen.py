@@ -6,15 +6,15 @@ from __future__ import annotations
 import copy
 import json
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
 from local.cloud import errors, loganalytics, loggen, seed
+from local.cloud.state import DEFAULT_TENANT
 
-DEMO = Path(loggen.__file__).parent / "tenants" / "demo.yaml"
+DEMO = DEFAULT_TENANT
 NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 
 
