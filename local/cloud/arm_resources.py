@@ -1,7 +1,8 @@
 """ARM core: resource ids, the resource store, ETags, long-running operations, and the subscription-level resources
 (subscriptions, resource groups, Log Analytics workspaces, storage accounts, generic resource listing).
 
-Conventions shared by arm_compute, arm_network and arm_sentinel:
+Every ARM resource provider (arm_compute, arm_network, arm_sentinel, arm_authorization and ResourcesProvider here)
+is an ArmProvider, whose helpers raise ArmError. Conventions they share:
 * ids and path segments are case-insensitive: resources are indexed by their case-folded id and answered with the
   casing they were stored with;
 * Network writes and Compute actions are long-running operations (`Operation`): the first answer carries

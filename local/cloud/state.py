@@ -89,7 +89,3 @@ class Cloud:
 
     def log(self, entry: LoggedRequest) -> None:
         self.request_log.append(entry)
-
-    @staticmethod
-    def now() -> float:
-        return time.time()

@@ -42,8 +42,6 @@ from local.cloud.loggen.tenant import (
     DEFAULT_DAYS,
     DEFAULT_SEED,
     DEMO_WORKSPACE_ID,
-    SECOND_SPRAY_IP,
-    SPRAY_IP,
     Tenant,
     read_tenant,
     section,
@@ -52,8 +50,6 @@ from local.cloud.loggen.writer import Writer
 
 __all__ = [
     "DEMO_WORKSPACE_ID",
-    "SECOND_SPRAY_IP",
-    "SPRAY_IP",
     "TABLES",
     "Row",
     "Tables",
