@@ -25,6 +25,7 @@ from shared.actions.context import ActionContext, DestructiveBudget, Ledger
 from shared.actions.model import IncidentNote
 from shared.actions.permissions import IdentityPermissions
 from shared.actions.port import ExecutorPort
+from shared.actions.reads import RunClients
 from shared.approvers import ApprovalRefused, ApproverGroups, check_separation
 from shared.azure.errors import AzureError
 from shared.engine.model import ApprovalState, Decision, Lease, Run, RunStatus, StepStatus
@@ -421,7 +422,7 @@ class Service:
     def _action_context(self, run: Run) -> ActionContext:
         ctx = ActionContext(
             settings=self.settings,
-            azure=azure_clients(self.settings),
+            azure=RunClients(azure_clients(self.settings)),  # a read cache for this run invocation only
             ledger=self.store.ledger(run.id),
             budget=self.store.destructive_budget(self.settings.destructive_actions_per_hour),
             run_id=run.id,
