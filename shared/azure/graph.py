@@ -28,7 +28,7 @@ from shared.settings import Settings
 
 if TYPE_CHECKING:
     import httpx
-    from kiota_abstractions.serialization import Parsable
+    from kiota_abstractions.request_information import RequestInformation
     from kiota_http.middleware.middleware import BaseMiddleware
     from msgraph.graph_service_client import GraphServiceClient
 
@@ -72,17 +72,20 @@ def odata_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def to_json(model: Parsable | None) -> dict[str, Any]:
-    """A kiota model back in Graph's JSON shape, written by the SDK's own JSON serializer."""
-    if model is None:
-        return {}
-    from kiota_serialization_json.json_serialization_writer import JsonSerializationWriter
+def without_nulls(value: Any) -> Any:
+    """A JSON value with every property that is null left out, at any depth."""
+    if isinstance(value, dict):
+        return {k: without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [without_nulls(v) for v in value]
+    return value
 
-    writer = JsonSerializationWriter()
-    writer.write_object_value(None, model)
-    document: dict[str, Any] = json.loads(writer.get_serialized_content() or b"{}")
-    document.pop("@odata.context", None)  # response metadata, not part of the entity
-    return document
+
+def entity(document: dict[str, Any]) -> dict[str, Any]:
+    """A response body as our domain methods return it: Graph's JSON, nulls and response metadata left out."""
+    document.pop("@odata.context", None)
+    cleaned: dict[str, Any] = without_nulls(document)
+    return cleaned
 
 
 def identity_protection_limiter(limiter: Admission) -> BaseMiddleware:
@@ -176,6 +179,33 @@ class GraphAdapter:
         except Exception as error:
             raise from_sdk(SERVICE, error) from error
 
+    async def _read(self, request: RequestInformation) -> dict[str, Any] | None:
+        """GET through the SDK's pipeline, the body read as JSON: no kiota models built and serialised back (the
+        largest CPU cost of a run). Errors map as the request builders' own do ({"XXX": ODataError}). None when
+        Graph answers without a body."""
+        from msgraph.generated.models.o_data_errors.o_data_error import ODataError
+
+        adapter: Any = self.client.request_adapter  # its stub types send_primitive_async as returning nothing
+        body: bytes | None = await self._call(adapter.send_primitive_async(request, "bytes", {"XXX": ODataError}))
+        if not body:
+            return None
+        document: dict[str, Any] = json.loads(body)
+        return document
+
+    async def _pages(self, first: RequestInformation, builder: Any, max_pages: int | None = None) -> list[Any]:
+        """The items of a collection, following @odata.nextLink (at most max_pages pages when given)."""
+        page = await self._read(first)
+        found: list[Any] = []
+        pages = 1
+        while page is not None:
+            found += [entity(item) for item in page.get("value") or [] if isinstance(item, dict)]
+            link = page.get("@odata.nextLink")
+            if not link or (max_pages is not None and pages >= max_pages):
+                break
+            page = await self._read(builder.with_url(link).to_get_request_information())
+            pages += 1
+        return found
+
     # ------------------------------------------------------------------------------------------ users
     async def get_user(self, user_id: str) -> dict[str, Any]:
         """GET /users/{id}?$select=USER_FIELDS. NotFound when there is no such user."""
@@ -184,10 +214,10 @@ class GraphAdapter:
 
         query = UserItemRequestBuilder.UserItemRequestBuilderGetQueryParameters(select=list(USER_FIELDS))
         builder = self.client.users.by_user_id(object_id(user_id))
-        user = await self._call(builder.get(request_configuration=RequestConfiguration(query_parameters=query)))
+        user = await self._read(builder.to_get_request_information(RequestConfiguration(query_parameters=query)))
         if user is None:
             raise NotFound(SERVICE, 404, "Request_ResourceNotFound", f"user {user_id} not found")
-        return to_json(user)
+        return entity(user)
 
     async def list_memberships(self, user_id: str) -> list[dict[str, Any]]:
         """GET /users/{id}/transitiveMemberOf, every page: the groups (nested ones included) and the directory roles
@@ -201,13 +231,9 @@ class GraphAdapter:
         query = TransitiveMemberOfRequestBuilder.TransitiveMemberOfRequestBuilderGetQueryParameters(
             top=MEMBERSHIP_PAGE_SIZE
         )
-        page = await self._call(builder.get(request_configuration=RequestConfiguration(query_parameters=query)))
-        found: list[dict[str, Any]] = []
-        while page is not None:
-            found += [to_json(item) for item in page.value or []]
-            if not page.odata_next_link:
-                break
-            page = await self._call(builder.with_url(page.odata_next_link).get())
+        found: list[dict[str, Any]] = await self._pages(
+            builder.to_get_request_information(RequestConfiguration(query_parameters=query)), builder
+        )
         return found
 
     async def transitive_group_ids(self, user_id: str) -> set[str]:
@@ -237,10 +263,10 @@ class GraphAdapter:
         """GET /identityProtection/riskyUsers/{id}; None when Identity Protection has no record of the user."""
         builder = self.client.identity_protection.risky_users.by_risky_user_id(object_id(user_id))
         try:
-            risky = await self._call(builder.get())
+            risky = await self._read(builder.to_get_request_information())
         except NotFound:
             return None
-        return to_json(risky) if risky is not None else None
+        return entity(risky) if risky is not None else None
 
     async def list_risk_detections(self, user_id: str, since: datetime, max_pages: int = 4) -> list[dict[str, Any]]:
         """GET /identityProtection/riskDetections for one user, detected at or after `since`, newest first.
@@ -258,15 +284,8 @@ class GraphAdapter:
             filter=f"userId eq '{object_id(user_id)}' and detectedDateTime ge {odata_time(since)}",
             top=RISK_DETECTION_PAGE_SIZE,
         )
-        page = await self._call(builder.get(request_configuration=RequestConfiguration(query_parameters=query)))
-        found: list[dict[str, Any]] = []
-        pages = 1
-        while page is not None:
-            found += [to_json(item) for item in page.value or []]
-            if not page.odata_next_link or pages >= max_pages:
-                break
-            page = await self._call(builder.with_url(page.odata_next_link).get())
-            pages += 1
+        request = builder.to_get_request_information(RequestConfiguration(query_parameters=query))
+        found: list[dict[str, Any]] = await self._pages(request, builder, max_pages)
         # ISO-8601 UTC strings of one format sort in time order.
         found.sort(key=lambda d: str(d.get("detectedDateTime") or d.get("activityDateTime") or ""), reverse=True)
         return found
