@@ -292,15 +292,17 @@ class Service:
         with telemetry.run_scope(
             run.id, incident_id=_incident_id(run), playbook=run.playbook, dry_run=run.dry_run
         ) as scope:
-            await self._process(run, etag)
+            await self._process(run, etag, reason)
             scope.finished(run.status.value, run.reason, failed=run.status is RunStatus.FAILED)
 
-    async def _claim(self, run: Run, etag: str) -> tuple[str, str] | None:
+    async def _claim(self, run: Run, etag: str, reason: str) -> tuple[str, str] | None:
         """Takes the run's lease for this invocation: (owner, etag), or None when another worker holds it."""
         now = self.clock()
         if run.lease and run.lease.until > now:
-            # Checked again when that lease ends: this message is the watchdog of a worker that may die.
-            await self.store.enqueue(run.id, run.lease.until - now + 0.5, WATCHDOG)
+            # What this message came to do (a decision, a continuation) is done once that lease ends; a watchdog
+            # looks again then, should the holder have died.
+            again = WATCHDOG if reason == WATCHDOG else "lease held by another worker"
+            await self.store.enqueue(run.id, run.lease.until - now + 0.5, again)
             return None
         if run.continuation_at is not None and now + 1 >= run.continuation_at:
             run.continuation_at = None  # this is (or supersedes) the scheduled continuation
@@ -321,10 +323,10 @@ class Service:
     async def _watch(self, run_id: str) -> None:
         await self.store.enqueue(run_id, self.settings.run_lease_seconds + 0.5, WATCHDOG)
 
-    async def _process(self, run: Run, etag: str) -> None:
+    async def _process(self, run: Run, etag: str, reason: str) -> None:
         if not run.status.active and not run.rollback_requested:
             return
-        claimed = await self._claim(run, etag)
+        claimed = await self._claim(run, etag, reason)
         if claimed is None:
             return
         owner, etag = claimed

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
 
 import pytest
 
@@ -56,10 +55,6 @@ async def test_of_two_attempts_racing_for_an_intent_only_one_records_it(table: T
     assert sorted(again) == [False, True]
 
 
-def fault(cloud: CloudHandle, **spec: Any) -> None:
-    cloud.admin.post("/faults", json=spec).raise_for_status()
-
-
 def enabled(cloud: CloudHandle) -> bool:
     return bool(next(u for u in cloud.tenant()["graph"]["users"] if u["id"] == ADELE)["accountEnabled"])
 
@@ -68,7 +63,7 @@ async def test_an_interrupted_write_that_happened_is_settled_done_and_undone(
     make_context: ContextFactory, cloud: CloudHandle
 ) -> None:
     ctx = make_context(ledger=MemoryLedger())
-    fault(cloud, match="PATCH /v1.0/users/*", status=500, after=True, count=1)  # applied, the answer lost
+    cloud.add_fault(match="PATCH /v1.0/users/*", status=500, after=True, count=1)  # applied, the answer lost
     lost = await executor.respond(ctx, "entra.disable_user", {"aadUserId": ADELE}, key="run-1:disable.0")
     assert lost.status is Status.FAILED and not enabled(cloud)
     settled = await executor.settle(ctx, "run-1:disable.0")
@@ -82,7 +77,7 @@ async def test_an_interrupted_write_that_never_happened_is_settled_skipped_and_f
     make_context: ContextFactory, cloud: CloudHandle
 ) -> None:
     ctx = make_context(ledger=MemoryLedger())
-    fault(cloud, match="PATCH /v1.0/users/*", status=500, count=1)  # refused before the handler: not applied
+    cloud.add_fault(match="PATCH /v1.0/users/*", status=500, count=1)  # refused before the handler: not applied
     refused = await executor.respond(ctx, "entra.disable_user", {"aadUserId": ADELE}, key="run-2:disable.0")
     assert refused.status is Status.FAILED and enabled(cloud)
     settled = await executor.settle(ctx, "run-2:disable.0")

@@ -9,6 +9,7 @@ Each test gets its own Azurite and host (with the test playbook contain-account)
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import time
@@ -156,7 +157,7 @@ def successful_writes(cloud: CloudHandle, ids: list[str]) -> Counter[tuple[str, 
 def test_sigkill_the_worker_at_random_points(cloud: CloudHandle, own_host: Host) -> None:
     ids = add_users(cloud, RUNS)
     # slow the cloud down so the kills land in the middle of runs
-    cloud.admin.post("/faults", json={"match": "* /v1.0/*", "latency": {"fixedMs": 60}}).raise_for_status()
+    cloud.add_fault(match="* /v1.0/*", latency={"fixedMs": 60})
     chooser = random.Random(20261129)
     with httpx.Client(base_url=own_host.url, headers={"x-functions-key": FUNCTION_KEY}, timeout=30) as client:
         runs = submit_all(client, ids)
@@ -175,8 +176,8 @@ def test_sigkill_the_worker_at_random_points(cloud: CloudHandle, own_host: Host)
 
 def test_injected_errors_and_throttling(cloud: CloudHandle, own_host: Host) -> None:
     ids = add_users(cloud, RUNS)
-    cloud.admin.post("/faults", json={"match": "* /v1.0/*", "errorRate": 0.2, "status": 503}).raise_for_status()
-    cloud.admin.post("/faults", json={"match": "* /v1.0/*", "errorRate": 0.1, "status": 429, "retryAfter": 1})
+    cloud.add_fault(match="* /v1.0/*", errorRate=0.2, status=503)
+    cloud.add_fault(match="* /v1.0/*", errorRate=0.1, status=429, retryAfter=1)
     with httpx.Client(base_url=own_host.url, headers={"x-functions-key": FUNCTION_KEY}, timeout=30) as client:
         runs = submit_all(client, ids)
         finished = wait_all(client, runs, timeout=180)
@@ -217,7 +218,7 @@ def test_an_action_slower_than_the_lease_runs_once(
 ) -> None:
     host = make_host()  # a 3 s run lease, and every account write takes 5 s
     ids = add_users(cloud, 3)
-    cloud.admin.post("/faults", json={"match": "PATCH /v1.0/users/*", "latency": {"fixedMs": 5000}}).raise_for_status()
+    cloud.add_fault(match="PATCH /v1.0/users/*", latency={"fixedMs": 5000})
     with httpx.Client(base_url=host.url, headers={"x-functions-key": FUNCTION_KEY}, timeout=30) as client:
         runs = submit_all(client, ids)
         time.sleep(1.0)
@@ -233,7 +234,7 @@ def test_rollback_requested_while_an_action_runs_undoes_it(
 ) -> None:
     host = make_host()
     ids = add_users(cloud, 1)
-    cloud.admin.post("/faults", json={"match": "PATCH /v1.0/users/*", "latency": {"fixedMs": 2500}}).raise_for_status()
+    cloud.add_fault(match="PATCH /v1.0/users/*", latency={"fixedMs": 2500})
     with analyst(host, cloud_server) as client:
         run_id = submit_all(client, ids)[0]
         deadline = time.monotonic() + 30
@@ -253,7 +254,7 @@ def test_a_failed_undo_ends_the_run_and_a_second_rollback_retries_it(
     host = make_host()
     ids = add_users(cloud, 1)
     for match, delay in (("PATCH /v1.0/users/*", 2500), ("POST /v1.0/users/*/revokeSignInSessions", 2000)):
-        cloud.admin.post("/faults", json={"match": match, "latency": {"fixedMs": delay}}).raise_for_status()
+        cloud.add_fault(match=match, latency={"fixedMs": delay})
     with analyst(host, cloud_server) as client:
         run_id = submit_all(client, ids)[0]
         deadline = time.monotonic() + 30
@@ -262,7 +263,7 @@ def test_a_failed_undo_ends_the_run_and_a_second_rollback_retries_it(
             time.sleep(0.05)
         time.sleep(0.8)  # the disabling PATCH is on its way; the next account write (the undo) is refused
         refusal = {"match": "PATCH /v1.0/users/*", "status": 403, "count": 1}
-        cloud.admin.post("/faults", json=refusal).raise_for_status()
+        cloud.add_fault(**refusal)
         assert client.post(f"/api/runs/{run_id}/rollback").status_code == 202
         failed = wait_all(client, [run_id], timeout=60)[run_id]
         assert failed["status"] == "failed" and "undo of disable.0 failed" in failed["reason"], failed
@@ -279,7 +280,7 @@ def test_a_killed_worker_s_runs_resume_within_their_lease(cloud: CloudHandle, ma
     # the run must come back through its own lease, not through the queue.
     host = make_host(RIPOSTE_HOST_QUEUE_LEASE_S="600", RIPOSTE_RUN_LEASE_SECONDS="4")
     ids = add_users(cloud, 3)
-    cloud.admin.post("/faults", json={"match": "PATCH /v1.0/users/*", "latency": {"fixedMs": 1500}}).raise_for_status()
+    cloud.add_fault(match="PATCH /v1.0/users/*", latency={"fixedMs": 1500})
     with httpx.Client(base_url=host.url, headers={"x-functions-key": FUNCTION_KEY}, timeout=30) as client:
         runs = submit_all(client, ids)
         time.sleep(1.0)
@@ -294,7 +295,7 @@ def test_a_lost_response_after_a_write_does_not_repeat_it(cloud: CloudHandle, ow
     ids = add_users(cloud, 6)
     for match in ("PATCH /v1.0/users/*", "POST /v1.0/users/*/revokeSignInSessions"):
         fault = {"match": match, "status": 500, "after": True, "errorRate": 0.5}
-        cloud.admin.post("/faults", json=fault).raise_for_status()
+        cloud.add_fault(**fault)
     with httpx.Client(base_url=own_host.url, headers={"x-functions-key": FUNCTION_KEY}, timeout=30) as client:
         runs = submit_all(client, ids)
         finished = wait_all(client, runs, timeout=120)
@@ -327,3 +328,45 @@ def test_one_incident_under_three_delivery_ids_is_one_run(cloud: CloudHandle, ow
         # once that run has ended, the incident may be handled again
         again = client.post("/api/incidents", json=body, headers={"Idempotency-Key": "delivery-later"})
         assert again.status_code == 202 and again.json()["runs"][0]["id"] not in run_ids, again.text
+
+
+async def test_a_message_for_a_run_another_worker_holds_comes_back_to_do_its_work(
+    fresh_azurite: str, cloud: CloudHandle
+) -> None:
+    """A decision (or continuation) that finds the run leased waits for the lease to end and is then acted on: it
+    must not come back as a watchdog, which a released run ignores."""
+    import json
+
+    from azure.storage.queue import QueueClient, TextBase64DecodePolicy
+
+    from shared.azure.storage import WORK_QUEUE, StorageConnection
+    from shared.engine.model import Lease
+    from shared.intake.dialects import normalise
+    from shared.playbook.loader import load_playbooks
+    from shared.service import Service
+    from shared.store.runs import RunStore
+    from tests.actions.conftest import cloud_settings
+
+    store = RunStore(StorageConnection(fresh_azurite, None, None))
+    try:
+        await store.ensure()
+        playbooks = load_playbooks(ROOT / "tests/fixtures/playbooks")
+        service = Service(cloud_settings(cloud), store, playbooks)
+        ids = add_users(cloud, 1)
+        found = normalise(incident(0, ids[0]), max_entities=10)
+        run = service.new_run(playbooks["contain-account"], found, key=None, dry_run=False, requested_by="test")
+        assert await store.create(run)
+        loaded = await store.load(run.id)
+        assert loaded is not None
+        held, etag = loaded
+        held.lease = Lease(owner="another worker", until=time.time() + 0.2)
+        await store.save(held, etag)
+        await service.process(run.id, reason="approve by analyst")
+    finally:
+        await store.close()
+    await asyncio.sleep(1.5)
+    with QueueClient.from_connection_string(
+        fresh_azurite, WORK_QUEUE, message_decode_policy=TextBase64DecodePolicy()
+    ) as queue:
+        reasons = [json.loads(m.content)["reason"] for m in queue.peek_messages(max_messages=32)]
+    assert "lease held by another worker" in reasons, reasons
