@@ -9,7 +9,7 @@
 2. Rollback at random moments: `runs` runs whose account writes are slow; each gets a rollback request at a random
    moment of its life. Every run must end rolled back with its account enabled again (undo_missed counts accounts
    left disabled).
-3. Actions slower than the lease: a 3 s lease, 5 s account writes, and a duplicate queue message for every run (what
+3. Actions slower than the lease: an 8 s lease, 11 s account writes, and a duplicate queue message for every run (what
    at-least-once delivery does): every account written once (doubled).
 4. Lost responses: 30% of account writes and session revocations answer 500 *after* the emulated cloud applied them.
    Every run must finish, and no write be applied twice (applied = 2xx or the injected 500).
@@ -45,7 +45,7 @@ FAST = {
     "RIPOSTE_HOST_MAX_POLLING_S": "0.2",
     "RIPOSTE_HOST_TRIGGERS": "http",  # the HTTP host takes no queue work: the queue workers are what is killed
 }
-SHORT_LEASE = {"RIPOSTE_HOST_QUEUE_LEASE_S": "3", "RIPOSTE_RUN_LEASE_SECONDS": "3"}
+SHORT_LEASE = {"RIPOSTE_HOST_QUEUE_LEASE_S": "3", "RIPOSTE_RUN_LEASE_SECONDS": "8", "RIPOSTE_REPLAY_SETTLE_SECONDS": "12"}
 WRITES = ("PATCH /v1.0/users/*", "POST /v1.0/users/*/revokeSignInSessions")
 
 
@@ -241,7 +241,7 @@ def slower_than_the_lease(runs: int) -> dict[str, Any]:
     with stack(workers=2, **FAST, **SHORT_LEASE) as running, running.admin() as admin, running.client() as client:
         accounts = add_accounts(admin, runs, prefix="slow", block=6)
         admin.delete("/requests")
-        admin.post("/faults", json={"match": "PATCH /v1.0/users/*", "latency": {"fixedMs": 5000}}).raise_for_status()
+        admin.post("/faults", json={"match": "PATCH /v1.0/users/*", "latency": {"fixedMs": 11000}}).raise_for_status()
         ids = submit(client, accounts)
         time.sleep(1.0)
         send_duplicates(running.env["AzureWebJobsStorage"], ids)

@@ -170,6 +170,15 @@ class Settings(BaseModel):
         ),
     )
 
+    replay_settle_seconds: float = Field(
+        20.0,
+        ge=0,
+        description=(
+            "How long after an interrupted attempt's intent a write it may still have in flight can land: a retry "
+            "(or a rollback) that does not see the write yet looks again only after this, so it never writes twice"
+        ),
+    )
+
     # --- playbooks ---
     playbooks_dir: str | None = Field(None, description="Directory of playbook YAML files (default: the bundled ones)")
 

@@ -75,9 +75,8 @@ async def respond(
         validated = _params(spec, params)
         plan = await responder.plan(ctx, validated)
         replayed = False
-        if previous and previous.get("state") == "intent" and hasattr(responder, "applied_since"):
-            detector: DetectsReplay = responder  # type: ignore[assignment]
-            replayed = await detector.applied_since(ctx, plan, float(previous.get("at", 0)))
+        if previous and previous.get("state") == "intent":
+            plan, replayed = await _judge_interrupted(ctx, responder, validated, plan, previous)
         if previous and previous.get("state") == "intent":
             # A crash between intent and outcome: the world may already be changed, so the prior state that undo
             # must restore is the one recorded before the first attempt, not the one read now.
@@ -125,6 +124,30 @@ async def respond(
         return Outcome(**base, status=Status.FAILED, reason=describe_error(error), retryable=is_transient(error))
 
 
+async def _applied_since(responder: Responder, ctx: ActionContext, plan: Plan, intent_at: float) -> bool:
+    if not hasattr(responder, "applied_since"):
+        return False
+    detector: DetectsReplay = responder  # type: ignore[assignment]
+    return await detector.applied_since(ctx, plan, intent_at)
+
+
+async def _judge_interrupted(
+    ctx: ActionContext, responder: Responder, params: BaseModel, plan: Plan, intent: dict[str, Any]
+) -> tuple[Plan, bool]:
+    """The target as an interrupted attempt left it: (the plan read now, whether that attempt's write happened).
+    The attempt may have been stopped mid-request (its worker died, or its lease was about to lapse): a request
+    already sent can still land. Until RIPOSTE_REPLAY_SETTLE_SECONDS after its intent, a target that does not show
+    the write yet is read again once that time has passed, so a write about to land is not made a second time."""
+    intent_at = float(intent.get("at", 0))
+    replayed = await _applied_since(responder, ctx, plan, intent_at)
+    remaining = intent_at + ctx.settings.replay_settle_seconds - time.time()
+    if plan.noop or replayed or remaining <= 0:
+        return plan, replayed
+    await asyncio.sleep(remaining)
+    plan = await responder.plan(ctx, params)
+    return plan, await _applied_since(responder, ctx, plan, intent_at)
+
+
 async def settle(ctx: ActionContext, key: str) -> tuple[Outcome, float] | None:
     """What the attempt recorded under `key` did, with the time of its intent, from the ledger alone (rollback reads
     it, whatever the run says). An intent without an outcome (its worker died, or stopped, between the two) is
@@ -147,11 +170,10 @@ async def settle(ctx: ActionContext, key: str) -> tuple[Outcome, float] | None:
         responder: Responder = registered.implementation()
         if "params" not in entry:
             raise ActionError("the intent does not record the action's parameters")
-        current = await responder.plan(ctx, _params(registered.spec, entry["params"]))
-        applied = current.noop
-        if not applied and hasattr(responder, "applied_since"):
-            detector: DetectsReplay = responder  # type: ignore[assignment]
-            applied = await detector.applied_since(ctx, current, at)
+        validated = _params(registered.spec, entry["params"])
+        current = await responder.plan(ctx, validated)
+        current, replayed = await _judge_interrupted(ctx, responder, validated, current, entry)
+        applied = current.noop or replayed
     except Exception as error:
         reason = f"could not tell whether the interrupted attempt applied: {describe_error(error)}"
         return Outcome(**common, status=Status.FAILED, reason=reason), at

@@ -39,22 +39,6 @@ async def table(azurite_connection: str) -> AsyncIterator[TableStore]:
     await store.close()
 
 
-async def test_of_two_attempts_racing_for_an_intent_only_one_records_it(table: TableStore) -> None:
-    ledger = TableLedger(table, "run-race")
-    params = {"aad_user_id": ADELE}
-    first = await asyncio.gather(
-        *(ledger.put_intent("k", "entra.disable_user", PLAN, params=params, previous=None) for _ in range(2))
-    )
-    assert sorted(first) == [False, True]
-    # a retry over an interrupted intent: both read the same entry, only one may replace it
-    read = await ledger.get("k")
-    assert read is not None and read["params"] == params
-    again = await asyncio.gather(
-        *(ledger.put_intent("k", "entra.disable_user", PLAN, params=params, previous=read) for _ in range(2))
-    )
-    assert sorted(again) == [False, True]
-
-
 def enabled(cloud: CloudHandle) -> bool:
     return bool(next(u for u in cloud.tenant()["graph"]["users"] if u["id"] == ADELE)["accountEnabled"])
 
@@ -76,7 +60,7 @@ async def test_an_interrupted_write_that_happened_is_settled_done_and_undone(
 async def test_an_interrupted_write_that_never_happened_is_settled_skipped_and_fenced(
     make_context: ContextFactory, cloud: CloudHandle
 ) -> None:
-    ctx = make_context(ledger=MemoryLedger())
+    ctx = make_context(ledger=MemoryLedger(), replay_settle_seconds=1.0)
     cloud.add_fault(match="PATCH /v1.0/users/*", status=500, count=1)  # refused before the handler: not applied
     refused = await executor.respond(ctx, "entra.disable_user", {"aadUserId": ADELE}, key="run-2:disable.0")
     assert refused.status is Status.FAILED and enabled(cloud)
@@ -85,3 +69,32 @@ async def test_an_interrupted_write_that_never_happened_is_settled_skipped_and_f
     later = await executor.respond(ctx, "entra.disable_user", {"aadUserId": ADELE}, key="run-2:disable.0")
     assert later.status is Status.SKIPPED and enabled(cloud)  # the rollback's verdict stands: nothing writes
     assert await executor.settle(ctx, "run-3:disable.0") is None
+
+
+async def test_a_retry_waits_for_a_write_still_on_its_way(make_context: ContextFactory, cloud: CloudHandle) -> None:
+    """An attempt whose worker stalled past its lease (so another took the run over) still has its request on the
+    way, and it lands. The retry under the same key must not make the write a second time."""
+    ctx = make_context(ledger=MemoryLedger(), replay_settle_seconds=5.0)
+    cloud.add_fault(match="PATCH /v1.0/users/*", latency={"fixedMs": 2500}, count=1)
+    stalled = asyncio.create_task(executor.respond(ctx, "entra.disable_user", {"aadUserId": ADELE}, key="run-4:d"))
+    await asyncio.sleep(1.5)  # its intent is recorded and its PATCH is on its way
+    retry = await executor.respond(ctx, "entra.disable_user", {"aadUserId": ADELE}, key="run-4:d")
+    await stalled
+    patches = [r for r in cloud.requests(service="graph") if r["method"] == "PATCH" and 200 <= r["status"] < 300]
+    assert retry.status is Status.DONE and len(patches) == 1, (retry, patches)
+
+
+async def test_of_two_attempts_racing_for_an_intent_only_one_records_it(table: TableStore) -> None:
+    ledger = TableLedger(table, "run-race")
+    params = {"aad_user_id": ADELE}
+    first = await asyncio.gather(
+        *(ledger.put_intent("k", "entra.disable_user", PLAN, params=params, previous=None) for _ in range(2))
+    )
+    assert sorted(first) == [False, True]
+    # a retry over an interrupted intent: both read the same entry, only one may replace it
+    read = await ledger.get("k")
+    assert read is not None and read["params"] == params
+    again = await asyncio.gather(
+        *(ledger.put_intent("k", "entra.disable_user", PLAN, params=params, previous=read) for _ in range(2))
+    )
+    assert sorted(again) == [False, True]

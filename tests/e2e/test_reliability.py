@@ -44,7 +44,10 @@ def host_environment(cloud_server: Any, azurite: str, state_dir: Path, **overrid
         RIPOSTE_STATE_DIR=str(state_dir),
         RIPOSTE_PLAYBOOKS_DIR=str(ROOT / "tests/fixtures/playbooks"),
         RIPOSTE_HOST_QUEUE_LEASE_S="3",
-        RIPOSTE_RUN_LEASE_SECONDS="3",
+        # Short, so the tests that race a lease are quick; not shorter, as a loaded machine's event loop can stall
+        # for seconds (cold SDK imports), and a worker whose lease could lapse stops its steps (the fence).
+        RIPOSTE_RUN_LEASE_SECONDS="8",
+        RIPOSTE_REPLAY_SETTLE_SECONDS="12",  # above the slowest write these tests inject (11 s)
         RIPOSTE_IDENTITY_PROTECTION_RPS="50",
         RIPOSTE_RETRY_BACKOFF_SECONDS="0.05",
         RIPOSTE_MAX_RETRIES="6",
@@ -216,9 +219,9 @@ def analyst(host: Host, cloud_server: Any) -> httpx.Client:
 def test_an_action_slower_than_the_lease_runs_once(
     cloud: CloudHandle, make_host: Callable[..., Host], fresh_azurite: str
 ) -> None:
-    host = make_host()  # a 3 s run lease, and every account write takes 5 s
+    host = make_host()  # an 8 s run lease, and every account write takes 11 s
     ids = add_users(cloud, 3)
-    cloud.add_fault(match="PATCH /v1.0/users/*", latency={"fixedMs": 5000})
+    cloud.add_fault(match="PATCH /v1.0/users/*", latency={"fixedMs": 11000})
     with httpx.Client(base_url=host.url, headers={"x-functions-key": FUNCTION_KEY}, timeout=30) as client:
         runs = submit_all(client, ids)
         time.sleep(1.0)
@@ -278,7 +281,7 @@ def test_a_failed_undo_ends_the_run_and_a_second_rollback_retries_it(
 def test_a_killed_worker_s_runs_resume_within_their_lease(cloud: CloudHandle, make_host: Callable[..., Host]) -> None:
     # The queue keeps a message the dead host was running invisible for 10 minutes, as the Functions runtime does:
     # the run must come back through its own lease, not through the queue.
-    host = make_host(RIPOSTE_HOST_QUEUE_LEASE_S="600", RIPOSTE_RUN_LEASE_SECONDS="4")
+    host = make_host(RIPOSTE_HOST_QUEUE_LEASE_S="600")
     ids = add_users(cloud, 3)
     cloud.add_fault(match="PATCH /v1.0/users/*", latency={"fixedMs": 1500})
     with httpx.Client(base_url=host.url, headers={"x-functions-key": FUNCTION_KEY}, timeout=30) as client:
@@ -287,8 +290,8 @@ def test_a_killed_worker_s_runs_resume_within_their_lease(cloud: CloudHandle, ma
         host.kill()
         killed = time.monotonic()
         host.start()
-        wait_all(client, runs, timeout=40)
-    assert time.monotonic() - killed < 4 + 20
+        wait_all(client, runs, timeout=60)
+    assert time.monotonic() - killed < 8 + 20
 
 
 def test_a_lost_response_after_a_write_does_not_repeat_it(cloud: CloudHandle, own_host: Host) -> None:

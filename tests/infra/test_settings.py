@@ -41,6 +41,7 @@ LEFT_TO_DEFAULT: dict[str, str] = {
     "RIPOSTE_LRO_POLL_SECONDS": "long-running operation polling with a safe default",
     "RIPOSTE_ENRICHMENT_TIMEOUT_SECONDS": "enrichment time limit with a safe default",
     "RIPOSTE_RUN_LEASE_SECONDS": "engine tuning with a safe default",
+    "RIPOSTE_REPLAY_SETTLE_SECONDS": "engine tuning with a safe default",
     "RIPOSTE_PLAYBOOKS_DIR": "the bundled playbooks ship inside the app package",
     # token validation: derived from RIPOSTE_AUTH_TENANT_ID, or Entra ID's own behaviour
     "RIPOSTE_AUTH_ISSUERS": "derived from RIPOSTE_AUTH_TENANT_ID (the tenant's v1 and v2 issuers)",
