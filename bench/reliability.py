@@ -45,7 +45,11 @@ FAST = {
     "RIPOSTE_HOST_MAX_POLLING_S": "0.2",
     "RIPOSTE_HOST_TRIGGERS": "http",  # the HTTP host takes no queue work: the queue workers are what is killed
 }
-SHORT_LEASE = {"RIPOSTE_HOST_QUEUE_LEASE_S": "3", "RIPOSTE_RUN_LEASE_SECONDS": "8", "RIPOSTE_REPLAY_SETTLE_SECONDS": "12"}
+SHORT_LEASE = {
+    "RIPOSTE_HOST_QUEUE_LEASE_S": "3",
+    "RIPOSTE_RUN_LEASE_SECONDS": "8",
+    "RIPOSTE_REPLAY_SETTLE_SECONDS": "12",  # above the slowest write the drills inject (11 s)
+}
 WRITES = ("PATCH /v1.0/users/*", "POST /v1.0/users/*/revokeSignInSessions")
 
 
@@ -124,6 +128,22 @@ def restart(running: Any, index: int) -> None:
     )
 
 
+def wait_healthy(running: Any, index: int) -> None:
+    url = f"http://127.0.0.1:{running.worker_envs[index]['RIPOSTE_HOST_PORT']}/api/health"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+
+
+def holds_a_lease(table: Any, pid: int | None) -> bool:
+    return any(f":{pid}:" in owner and until > time.time() for owner, until, _ in leases(table).values())
+
+
 def leases(table: Any) -> dict[str, tuple[str, float, float]]:
     """run id -> (lease owner, lease end, last update) for every run, read straight from storage."""
     from shared.store.runs import unpack
@@ -154,15 +174,19 @@ def sigkill(runs: int, kills: int) -> dict[str, Any]:
             per_kill = max(1, runs // kills)
             for k in range(kills):
                 ids += submit(client, accounts[k * per_kill : (k + 1) * per_kill])
-                time.sleep(chooser.uniform(1.0, 4.0))
                 index = k % 2
                 pid = running.workers[index].pid
+                deadline = time.monotonic() + 20  # kill it while it holds a run, at a random moment of that
+                while time.monotonic() < deadline and not holds_a_lease(table, pid):
+                    time.sleep(0.2)
+                time.sleep(chooser.uniform(0.0, 1.5))
                 restart(running, index)
                 killed = time.time()
                 for run_id, (owner, until, _) in leases(table).items():
                     if f":{pid}:" in owner and until > killed and run_id not in watched:
                         watched[run_id] = (killed, str(pid))
                 _collect_resumes(table, watched, resumes)
+                wait_healthy(running, index)
             ids += submit(client, accounts[kills * per_kill :])
             deadline = time.monotonic() + 120
             while watched and time.monotonic() < deadline:
