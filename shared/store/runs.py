@@ -21,7 +21,7 @@ import time
 from typing import Any
 
 from shared.actions.model import Outcome, Plan
-from shared.azure.errors import PreconditionFailed
+from shared.azure.errors import NotFound, PreconditionFailed
 from shared.azure.storage import (
     BUDGET_TABLE,
     DEDUP_TABLE,
@@ -280,7 +280,7 @@ class RunStore:
             try:
                 await self.dedup.replace(entity, found[1])
                 return run_id
-            except PreconditionFailed:
+            except (PreconditionFailed, NotFound):  # taken over, or released, since we read it: look again
                 continue
         raise PreconditionFailed("storage", 412, "UpdateConditionNotSatisfied", partition)
 
