@@ -37,7 +37,6 @@ def violations() -> list[str]:
     return found
 
 
-@pytest.mark.xfail(reason="issue 10 item 6: the emulated cloud's register() closures in local/cloud are being split")
 def test_no_function_is_over_80_lines() -> None:
     found = violations()
     assert found == [], f"{len(found)} functions over {MAX_LINES} lines:\n" + "\n".join(found)
