@@ -224,13 +224,11 @@ def logon(w: Writer, machine: Machine, when: datetime, user: str, domain: str, l
                 "SubjectAccount": account,
             },
         )
-    _windows_event(
-        w,
-        machine,
-        when + timedelta(minutes=w.rng.randint(5, 90)),
-        4634,
-        {**common, "LogonType": logon_type, "LogonTypeName": _LOGON_TYPES[logon_type]},
-    )
+    logoff = when + timedelta(minutes=w.rng.randint(5, 90))
+    if logoff <= w.now:  # a session that has not ended yet has no logoff event (none in the future)
+        _windows_event(
+            w, machine, logoff, 4634, {**common, "LogonType": logon_type, "LogonTypeName": _LOGON_TYPES[logon_type]}
+        )
 
 
 def failed_logon(w: Writer, machine: Machine, when: datetime, user: str, ip: str) -> None:

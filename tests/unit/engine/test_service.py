@@ -117,7 +117,7 @@ async def test_a_run_leased_by_another_worker_is_queued_for_when_its_lease_ends(
     run.lease = Lease(owner="another-worker", until=world.clock() + 120)
     await world.store.save(run, etag)
     await world.service.process(run_id)
-    assert world.store.queue[-1] == (run_id, 120.5, WATCHDOG)  # checked on again when that lease ends
+    assert world.store.queue[-1] == (run_id, 120.5, "lease held by another worker")  # as itself, when that lease ends
     assert world.actions.calls == []
 
 
