@@ -375,11 +375,10 @@ class Service:
             await self.store.enqueue(run.id, max(0.0, run.resume_at - self.clock()), "continuation")
             run.continuation_at = run.resume_at
         await checkpoint(run)
-        if not run.status.active:
-            await self._ended(run)
         if run.status.active:
             log.info("run %s is %s; continues in %.0f s", run.id, run.status.value, _wait(run, self.clock()))
         else:
+            await self._ended(run)
             level = logging.WARNING if run.status is RunStatus.FAILED else logging.INFO
             log.log(level, "run %s %s%s", run.id, run.status.value, f": {run.reason}" if run.reason else "")
 
@@ -565,7 +564,7 @@ def _incident_id(run: Run) -> str | None:
 def _incident_key(run: Run) -> str | None:
     """What identifies the incident a run is for, whatever delivered it: the Sentinel incident's (or Defender alert's)
     ARM id, else the payload's own id. A dry run never stands in for a real one."""
-    found = run.incident_arm_id or run.incident.get("armId") or run.incident.get("name")
+    found = _incident_id(run)
     if not found:
         return None
     return f"{str(found).lower()}|{'dry-run' if run.dry_run else 'live'}"

@@ -75,9 +75,9 @@ async def respond(
         validated = _params(spec, params)
         plan = await responder.plan(ctx, validated)
         replayed = False
-        if previous and previous.get("state") == "intent":
+        interrupted = previous is not None and previous.get("state") == "intent"
+        if interrupted and previous is not None:
             plan, replayed = await _judge_interrupted(ctx, responder, validated, plan, previous)
-        if previous and previous.get("state") == "intent":
             # A crash between intent and outcome: the world may already be changed, so the prior state that undo
             # must restore is the one recorded before the first attempt, not the one read now.
             plan = plan.model_copy(update={"prior": Plan.model_validate(previous["plan"]).prior})
@@ -92,7 +92,6 @@ async def respond(
         if ctx.dry_run or preview:
             reason = plan.reason or ("already in the intended state" if plan.noop else "would change")
             return Outcome(**common, status=Status.DRY_RUN, reason=reason)
-        interrupted = previous is not None and previous.get("state") == "intent"
         if (plan.noop or replayed) and interrupted:
             # Our own earlier attempt made the write, then died before recording it: it is DONE (and undoable, with
             # the prior state recorded before that attempt), not merely "already so".

@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.azure.errors import PreconditionFailed
-from shared.azure.storage import EntityExists, StorageConnection, TableStore, managed_identity_credential
+from shared.azure.storage import ETAG, EntityExists, StorageConnection, TableStore, managed_identity_credential
 
 LIMITS_TABLE = "RiposteLimits"
 BATCH = 4  # most starts one round trip reserves for a process
@@ -265,7 +265,7 @@ class SharedSlots:
         seen: dict[str, tuple[dict[str, Any], str]] = {}
         async for entity in store.query("PartitionKey eq @pk", {"pk": self.partition}):
             if entity["RowKey"] in rows:
-                seen[entity["RowKey"]] = (entity, str(entity["_etag"]))
+                seen[entity["RowKey"]] = (entity, str(entity[ETAG]))
         now = time.time()
         free = [row for row in rows if row not in seen or float(seen[row][0].get("Expires") or 0) < now]
         random.shuffle(free)  # instances claiming at once try different slots
