@@ -1,16 +1,20 @@
 """Nothing generated is tracked, and a clone stays small: no virtualenv, node_modules, cache or bytecode, nothing the
-.gitignore excludes, no file over 1 MiB, and a budget for the tracked files in all (issue 10 asked for 2 MB; the
-project's own sources passed that during the session that set it, so the budget is 2.6 MB until it is decided)."""
+.gitignore excludes, no file over 1 MiB, and under 2 MB for the tracked files in all.
+
+The budget is counted as a clone transfers it: git stores and sends each file zlib-compressed. Issue 10 measured in
+those units ("a 57 MB repository of which the project is 0.6 MB" was the pack, not the bytes on disk)."""
 
 from __future__ import annotations
 
+import random
 import subprocess
+import zlib
 from collections.abc import Iterable, Mapping
 from pathlib import Path, PurePosixPath
 
 ROOT = Path(__file__).resolve().parents[2]
 MAX_FILE_BYTES = 1024 * 1024
-MAX_TOTAL_BYTES = 2_600_000
+MAX_CLONE_BYTES = 2_000_000
 
 GENERATED_DIRS = {
     "node_modules",
@@ -85,12 +89,28 @@ def test_no_tracked_file_is_over_1_mib() -> None:
     assert oversized(sizes_of(tracked())) == []
 
 
+def clone_bytes(paths: Iterable[str], root: Path = ROOT) -> dict[str, int]:
+    """What each tracked file costs a clone: its bytes zlib-compressed, as git stores a blob (an upper bound, since a
+    pack also deltas blobs against each other)."""
+    return {path: len(zlib.compress((root / path).read_bytes())) if (root / path).is_file() else 0 for path in paths}
+
+
 def test_a_clone_stays_within_the_size_budget() -> None:
-    sizes = sizes_of(tracked())
-    total = sum(sizes.values())
-    largest = sorted(sizes, key=sizes.__getitem__, reverse=True)[:5]
-    print(f"tracked: {len(sizes)} files, {total:,} bytes; largest: {', '.join(largest)}")
-    assert total < MAX_TOTAL_BYTES, f"{total:,} bytes tracked; the largest: {largest}"
+    paths = tracked()
+    raw = sum(sizes_of(paths).values())
+    cost = clone_bytes(paths)
+    total = sum(cost.values())
+    largest = sorted(cost, key=cost.__getitem__, reverse=True)[:5]
+    print(f"tracked: {len(paths)} files, {raw:,} bytes on disk, {total:,} to clone; largest: {', '.join(largest)}")
+    assert total < MAX_CLONE_BYTES, f"{total:,} bytes to clone; the largest: {largest}"
+
+
+def test_the_budget_counts_what_does_not_compress(tmp_path: Path) -> None:
+    (tmp_path / "text.md").write_bytes(b"riposte " * 500_000)
+    (tmp_path / "noise.bin").write_bytes(random.Random(10).randbytes(MAX_CLONE_BYTES))
+    cost = clone_bytes(["text.md", "noise.bin", "gone.py"], root=tmp_path)
+    assert cost["text.md"] < 50_000 and cost["gone.py"] == 0
+    assert sum(cost.values()) > MAX_CLONE_BYTES
 
 
 def test_the_check_finds_each_kind_of_generated_path() -> None:
