@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar, cast
 
 import azure.functions as func
 
+from shared.azure.errors import AzureError
 from shared.perloop import PerLoop
 from shared.settings import SettingsError, get_settings
 
@@ -45,8 +47,23 @@ def settings_problem() -> func.HttpResponse | None:
     return None
 
 
+STORAGE_RETRY_AFTER_S = 5
+
+
+def storage_unavailable(error: AzureError) -> func.HttpResponse:
+    """Our own state store failing is the server's trouble, not the caller's: a 503 the caller can retry (Logic Apps and
+    Event Grid do on 503 with Retry-After), never the host's bare 500. Storage writes are conditional, so a retry of a
+    half-done intake finds the delivery already claimed and joins it."""
+    from shared.api.responses import error_response
+
+    logging.getLogger("riposte.api").warning("storage unavailable: %s", error)
+    response = error_response(503, "StorageUnavailable", f"Riposte's state store did not answer: {error.code}", "")
+    response.headers["Retry-After"] = str(STORAGE_RETRY_AFTER_S)
+    return response
+
+
 def configured(handler: Handler) -> Handler:
-    """For HTTP routes: answer 503 with the settings problem instead of failing with a 500."""
+    """For HTTP routes: answer 503 with the settings problem, or when storage fails, instead of failing with a 500."""
     if inspect.iscoroutinefunction(handler):
 
         @functools.wraps(handler)
@@ -54,7 +71,12 @@ def configured(handler: Handler) -> Handler:
             problem = settings_problem()
             if problem is not None:
                 return problem
-            response: func.HttpResponse = await handler(req)
+            try:
+                response: func.HttpResponse = await handler(req)
+            except AzureError as error:
+                if error.service != "storage":
+                    raise
+                return storage_unavailable(error)
             return response
 
         return cast("Handler", guarded_async)
@@ -64,7 +86,12 @@ def configured(handler: Handler) -> Handler:
         problem = settings_problem()
         if problem is not None:
             return problem
-        return cast("func.HttpResponse", handler(req))
+        try:
+            return cast("func.HttpResponse", handler(req))
+        except AzureError as error:
+            if error.service != "storage":
+                raise
+            return storage_unavailable(error)
 
     return cast("Handler", guarded)
 

@@ -6,6 +6,7 @@ The fields of each type are found from Settings itself, so a setting added later
 from __future__ import annotations
 
 import json
+import socket
 import types
 from collections.abc import Iterator
 from pathlib import Path
@@ -272,3 +273,54 @@ def test_local_settings_example_documents_every_setting_and_is_valid() -> None:
     assert all(len(descriptions[name]) > 10 for name in expected)
     riposte = {name: value for name, value in values.items() if name.startswith("RIPOSTE_")}
     assert Settings.from_env(riposte) == Settings()  # the example's values are the defaults, and valid
+
+
+# ------------------------------------------------------------------------------------------- storage unavailable
+
+
+async def test_a_route_whose_storage_does_not_answer_gets_503_with_retry_after(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The real table client against a port nobody listens on: the SDK's connection error, translated by our adapter,
+    reaches the route as a 503 the caller may retry, not the host's 500."""
+    from shared.azure.storage import StorageConnection, TableStore
+
+    monkeypatch.setattr("shared.telemetry.configure", lambda env=None: None)
+    get_settings.cache_clear()
+    with socket.socket() as probe:  # a port that was free a moment ago: connections to it are refused
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    connection = StorageConnection(
+        "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
+        "AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;"
+        f"TableEndpoint=http://127.0.0.1:{port}/devstoreaccount1;",
+        None,
+        None,
+    )
+    store = TableStore(connection, "RiposteRuns")
+
+    @context.configured
+    async def route(req: func.HttpRequest) -> func.HttpResponse:
+        await store.get("run", "state")
+        return func.HttpResponse("unreachable")
+
+    response = await route(request("runs/x"))
+    await store._client.close()
+    assert response.status_code == 503 and response.headers["Retry-After"] == "5"
+    assert json.loads(response.get_body())["error"]["code"] == "StorageUnavailable"
+    get_settings.cache_clear()
+
+
+async def test_an_error_of_another_service_is_not_taken_for_storage(monkeypatch: pytest.MonkeyPatch) -> None:
+    from shared.azure.errors import AzureError
+
+    monkeypatch.setattr("shared.telemetry.configure", lambda env=None: None)
+    get_settings.cache_clear()
+
+    @context.configured
+    def route(req: func.HttpRequest) -> func.HttpResponse:
+        raise AzureError("graph", 500, "InternalServerError", "boom")
+
+    with pytest.raises(AzureError):
+        route(request("playbooks"))
+    get_settings.cache_clear()
