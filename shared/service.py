@@ -28,6 +28,7 @@ from shared.actions.port import ExecutorPort
 from shared.actions.reads import RunClients
 from shared.approvers import ApprovalRefused, ApproverGroups, check_separation
 from shared.azure.errors import AzureError
+from shared.azure.storage import MAX_VISIBILITY_S
 from shared.engine.model import ApprovalState, Decision, Lease, Run, RunStatus, StepStatus
 from shared.engine.planner import plan_steps
 from shared.engine.runner import ActionPort, Runner
@@ -369,11 +370,22 @@ class Service:
             raise  # the runtime retries the message, then moves it to the poison queue
         await self._finish_invocation(run, checkpoint)
 
+    async def _schedule_continuation(self, run: Run) -> None:
+        """Queues the message that wakes a waiting run, unless one is already due for that moment. A queue message
+        waits at most 7 days, so a longer wait (an approval timeout of 10d) is bridged by a message at the cap that,
+        on arrival, schedules the next."""
+        assert run.resume_at is not None
+        now = self.clock()
+        wake_at = min(run.resume_at, now + MAX_VISIBILITY_S)
+        if run.continuation_at == run.resume_at or (wake_at < run.resume_at and run.continuation_at is not None):
+            return  # the due message is queued (a bridging one, for a wait past the cap)
+        await self.store.enqueue(run.id, max(0.0, wake_at - now), "continuation")
+        run.continuation_at = wake_at
+
     async def _finish_invocation(self, run: Run, checkpoint: Callable[[Run], Awaitable[None]]) -> None:
         run.lease = None
-        if run.status is RunStatus.WAITING and run.resume_at is not None and run.continuation_at != run.resume_at:
-            await self.store.enqueue(run.id, max(0.0, run.resume_at - self.clock()), "continuation")
-            run.continuation_at = run.resume_at
+        if run.status is RunStatus.WAITING and run.resume_at is not None:
+            await self._schedule_continuation(run)
         await checkpoint(run)
         if run.status.active:
             log.info("run %s is %s; continues in %.0f s", run.id, run.status.value, _wait(run, self.clock()))

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from shared.actions.model import Outcome
+from shared.azure.storage import MAX_VISIBILITY_S
 from shared.engine.model import Lease, RunStatus, StepStatus
 from shared.intake.model import AccountEntity, Dialect, Incident, Severity
 from shared.playbook.model import Playbook
@@ -162,3 +163,30 @@ async def test_a_rollback_request_is_carried_out_by_the_worker() -> None:
     await world.service.process(run_id)
     assert (await world.run(run_id))[0] is RunStatus.ROLLED_BACK
     assert world.actions.world == {}
+
+
+async def test_a_wait_longer_than_a_queue_message_can_wait_is_bridged_until_it_ends() -> None:
+    """A queue message is invisible for 7 days at most: a 10-day approval timeout is reached through a message at the
+    cap that schedules the rest, not left waiting for a message that never comes."""
+    slow = BOOK.model_dump(by_alias=True, exclude_defaults=True)
+    slow["actions"][0]["requires_approval"] = {"when": "true", "timeout": "10d"}
+    book = Playbook.model_validate(slow)
+    world = World()
+    world.service.playbooks = {book.name: book}
+    run_id = await world.submit()
+
+    def continuations() -> list[float]:
+        return [delay for queued, delay, reason in world.store.queue if queued == run_id and reason == "continuation"]
+
+    await world.service.process(run_id)
+    assert continuations() == [MAX_VISIBILITY_S]
+    world.clock.advance(MAX_VISIBILITY_S)
+    await world.service.process(run_id)  # the bridging message: not yet timed out, so the next one is queued
+    assert continuations() == [MAX_VISIBILITY_S, 3 * 86400]
+    assert await world.run(run_id) == (RunStatus.WAITING, "")
+    world.clock.advance(3 * 86400)
+    await world.service.process(run_id)
+    loaded = await world.store.load(run_id)
+    step = loaded[0].step("switch_off.0") if loaded else None
+    assert step is not None and step.status is StepStatus.SKIPPED, step
+    assert not loaded[0].status.active and world.actions.writes == []
