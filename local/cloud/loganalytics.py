@@ -44,6 +44,16 @@ RUNTIME_KEY = "loganalytics"
 INVALID_PROPERTIES = "The request had some invalid properties"
 TRANSLATION_CACHE_SIZE = 512
 
+# The functions a Sentinel workspace provides, as stored functions over the emulated tables. _GetWatchlist returns
+# the latest version of each live item of one watchlist; the service also spreads WatchlistItem's keys into columns
+# (bag_unpack), which depends on the data, so here queries read them as WatchlistItem.<key>, which works in both.
+SENTINEL_FUNCTIONS = [
+    "function _GetWatchlist(watchlistAlias:string) { Watchlist | where TimeGenerated < now()"
+    " | where _DTItemType == 'watchlist-item' | where WatchlistAlias == watchlistAlias"
+    " | summarize arg_max(_DTTimestamp, _DTItemStatus, LastUpdatedTimeUTC, SearchKey, WatchlistItem) by _DTItemId"
+    " | where _DTItemStatus != 'Delete' | project-away _DTTimestamp, _DTItemStatus }"
+]
+
 # Kusto column type -> DuckDB column type.
 _DUCK_TYPES = {
     "string": "VARCHAR",
@@ -232,7 +242,7 @@ class LogDatabase:
         cached = self._translations.get(query)
         if cached is not None:
             return cached
-        translated = duckdb_kql.to_sql(query, schema=self.schema(), allow_write=False)
+        translated = duckdb_kql.to_sql(query, schema=self.schema(), allow_write=False, functions=SENTINEL_FUNCTIONS)
         if len(self._translations) >= TRANSLATION_CACHE_SIZE:
             self._translations.clear()
         self._translations[query] = translated

@@ -50,13 +50,13 @@ WorkspaceId = Annotated[str | None, AfterValidator(_workspace_guid)]
 Lookback = Annotated[str, AfterValidator(_lookback)]
 
 
-class _Params(BaseModel):
+class LogsParams(BaseModel):
     model_config = ConfigDict(frozen=True, alias_generator=to_camel, validate_by_name=True)
 
     workspace_id: WorkspaceId = Field(None, description="Workspace GUID; the configured workspace when omitted")
 
 
-class _Result(BaseModel):
+class LogsResult(BaseModel):
     model_config = ConfigDict(frozen=True, alias_generator=to_camel, validate_by_name=True)
 
 
@@ -72,16 +72,29 @@ def lookback_delta(lookback: str) -> timedelta:
     return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
 
 
-async def run_named(ctx: ActionContext, name: str, workspace_id: str | None, **values: Any) -> dict[str, Any]:
-    """The single summary row of a named query (its values rendered by the literal builder), {} when it has none."""
+def workspace_of(ctx: ActionContext, workspace_id: str | None) -> str:
     workspace = workspace_id or ctx.settings.workspace_id
     if not workspace:
         raise ActionError("no Log Analytics workspace: set RIPOSTE_WORKSPACE_ID or pass workspaceId")
-    query = queries()[name]
-    kql = query.render(**values)
-    rows = await ctx.azure.logs.query(workspace, kql, lookback_delta(str(values["lookback"])))
+    return workspace
+
+
+async def run_named(ctx: ActionContext, name: str, workspace_id: str | None, **values: Any) -> dict[str, Any]:
+    """The single summary row of a named query (its values rendered by the literal builder), {} when it has none."""
+    rows = await run_rows(ctx, name, workspace_id, **values)
     first: dict[str, Any] = rows[0] if rows else {}
     return first
+
+
+async def run_rows(ctx: ActionContext, name: str, workspace_id: str | None, **values: Any) -> list[dict[str, Any]]:
+    """Every row of a named query, over its lookback (also the service-side time range; none for a query without
+    one, such as a watchlist's, whose items are as old as the list)."""
+    workspace = workspace_of(ctx, workspace_id)
+    query = queries()[name]
+    kql = query.render(**values)
+    timespan = lookback_delta(str(values["lookback"])) if "lookback" in values else None
+    rows: list[dict[str, Any]] = await ctx.azure.logs.query(workspace, kql, timespan)
+    return rows
 
 
 def _int(row: dict[str, Any], column: str) -> int:
@@ -105,12 +118,12 @@ def _time(row: dict[str, Any], column: str) -> datetime | None:
 # sign-ins of one user
 
 
-class SigninSummaryParams(_Params):
+class SigninSummaryParams(LogsParams):
     upn: str = Field(description="The user's UPN as SigninLogs records it")
     lookback: Lookback = "1d"
 
 
-class SigninSummary(_Result):
+class SigninSummary(LogsResult):
     upn: str
     lookback: str
     total: int
@@ -148,13 +161,13 @@ async def get_signin_summary(ctx: ActionContext, params: SigninSummaryParams) ->
 # one IP address: sign-ins from it, network events to and from it
 
 
-class IpContextParams(_Params):
+class IpContextParams(LogsParams):
     ip: str = Field(description="IPv4 or IPv6 address")
     lookback: Lookback = "7d"
     known_upn: str | None = Field(None, description="The incident's own account, left out of otherAccounts")
 
 
-class IpSignins(_Result):
+class IpSignins(LogsResult):
     sign_ins: int
     failures: int
     accounts: list[str]
@@ -163,7 +176,7 @@ class IpSignins(_Result):
     last_seen: datetime | None
 
 
-class IpNetworkEvents(_Result):
+class IpNetworkEvents(LogsResult):
     events: int
     denied: int
     destination_ports: list[str]
@@ -171,7 +184,7 @@ class IpNetworkEvents(_Result):
     last_seen: datetime | None
 
 
-class IpContext(_Result):
+class IpContext(LogsResult):
     ip: str
     lookback: str
     signins: IpSignins
@@ -219,12 +232,12 @@ async def get_ip_context(ctx: ActionContext, params: IpContextParams) -> IpConte
 # one host: logons on it, its agent's heartbeat
 
 
-class HostActivityParams(_Params):
+class HostActivityParams(LogsParams):
     host: str = Field(description="Host name (or FQDN) as the agent reports it")
     lookback: Lookback = "1d"
 
 
-class HostActivity(_Result):
+class HostActivity(LogsResult):
     host: str
     lookback: str
     failed_logons: int
@@ -267,12 +280,12 @@ async def get_host_activity(ctx: ActionContext, params: HostActivityParams) -> H
 # one Windows account (DOMAIN\user, which no UPN or host name check accepts): logons across hosts
 
 
-class AccountLogonsParams(_Params):
+class AccountLogonsParams(LogsParams):
     account: str = Field(min_length=1, description="The account exactly as Windows logs it, e.g. CONTOSO\\adele")
     lookback: Lookback = "1d"
 
 
-class AccountLogons(_Result):
+class AccountLogons(LogsResult):
     account: str
     lookback: str
     failed_logons: int

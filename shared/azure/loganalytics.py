@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -78,6 +79,18 @@ def rows_of(table: Any) -> list[Row]:
     return rows
 
 
+@dataclass(frozen=True)
+class Table:
+    """A result table: its columns as (name, Kusto type), and its rows typed by them."""
+
+    columns: list[tuple[str, str]]
+    rows: list[Row]
+
+
+def table_of(table: Any) -> Table:
+    return Table(list(zip(table.columns, table.columns_types, strict=True)), rows_of(table))
+
+
 def _innermost_message(error: Any) -> str:
     """The Log Analytics error body nests the useful text: error.innererror.innererror.message."""
     model = getattr(error, "model", None)
@@ -115,6 +128,10 @@ class LogAnalyticsAdapter:
     async def query(self, workspace_id: str, kql: str, timespan: Timespan) -> list[Row]:
         """Runs one query on a workspace (its GUID, the customer id) over `timespan`; the first table's rows.
         Raises AzureError (PartialQueryResult when the service answered with part of the data and an error)."""
+        return (await self.query_table(workspace_id, kql, timespan)).rows
+
+    async def query_table(self, workspace_id: str, kql: str, timespan: Timespan) -> Table:
+        """As query, with the first table's column types."""
         from azure.monitor.query import LogsQueryStatus
 
         async with self.limits.loganalytics.hold():
@@ -141,7 +158,7 @@ class LogAnalyticsAdapter:
             code = str(getattr(failure, "code", "") or "PartialError")
             raise PartialQueryResult(code, str(getattr(failure, "message", "") or failure), rows)
         tables = getattr(result, "tables", None) or []
-        return rows_of(tables[0]) if tables else []
+        return table_of(tables[0]) if tables else Table([], [])
 
 
 ADAPTER = LogAnalyticsAdapter

@@ -198,7 +198,14 @@ class Runner:
         }
 
     def _params(self, spec: dict[str, Any], variables: dict[str, Any]) -> dict[str, Any]:
-        return {k: evaluate(v, variables) if isinstance(v, str) else v for k, v in spec.items()}
+        """Strings are CEL, other values literals; a map's values likewise (one level)."""
+        evaluated: dict[str, Any] = {}
+        for key, value in spec.items():
+            if isinstance(value, dict):
+                evaluated[key] = self._params(value, variables)
+            else:
+                evaluated[key] = evaluate(value, variables) if isinstance(value, str) else value
+        return evaluated
 
     async def _enrich(self, run: Run, step: StepState) -> bool:
         definition = self._steps[step.step]

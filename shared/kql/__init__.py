@@ -4,6 +4,6 @@ The Log Analytics API has no query parameters, so every entity value that reache
 `literals.render`, which validates it by type and emits a Kusto string literal."""
 
 from shared.kql.literals import KqlValueError, ParamType, render
-from shared.kql.queries import NamedQuery, QueryError, load_queries
+from shared.kql.queries import NamedQuery, QueryError, load_queries, parse_inline
 
-__all__ = ["KqlValueError", "NamedQuery", "ParamType", "QueryError", "load_queries", "render"]
+__all__ = ["KqlValueError", "NamedQuery", "ParamType", "QueryError", "load_queries", "parse_inline", "render"]

@@ -12,6 +12,9 @@ A query file starts with a header of `//` comments that declares it:
 
 `{name}` placeholders are replaced only by `literals.render` output for a declared parameter; a placeholder that is
 not declared, or a declared parameter that is never used, is an error at load time.
+
+A query written in a playbook (loganalytics.run_query's `kql`) takes the same header, without the name: it is trusted
+text like the playbook itself, and its values still come only through its declared parameters.
 """
 
 from __future__ import annotations
@@ -60,8 +63,8 @@ class NamedQuery:
         return _PLACEHOLDER.sub(lambda m: rendered[m.group(1)], self.text)
 
 
-def parse_query(source: str, origin: str) -> NamedQuery:
-    name = description = ""
+def parse_query(source: str, origin: str, default_name: str = "") -> NamedQuery:
+    name, description = default_name, ""
     params: dict[str, Param] = {}
     lines = source.splitlines()
     body_start = 0
@@ -94,6 +97,11 @@ def parse_query(source: str, origin: str) -> NamedQuery:
     if set(params) - used:
         raise QueryError(f"{origin}: parameter {sorted(set(params) - used)[0]} is declared but never used")
     return NamedQuery(name, description, text, params)
+
+
+def parse_inline(source: str) -> NamedQuery:
+    """A query written in a playbook: `// param` declarations (optional) then the body."""
+    return parse_query(source, "the playbook's query", default_name="inline")
 
 
 def load_queries(directory: Path = QUERIES_DIR) -> dict[str, NamedQuery]:

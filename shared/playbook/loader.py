@@ -5,12 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
 from pydantic import ValidationError
+from pydantic.fields import FieldInfo
 
-from shared.playbook.conditions import ConditionError, compile_expression
+from shared.playbook.conditions import ConditionError, compile_expression, evaluate
 from shared.playbook.model import ActionStep, Playbook
 
 PLAYBOOKS_DIR = Path(__file__).resolve().parents[2] / "playbooks"
@@ -71,13 +72,20 @@ def check_references(playbook: Playbook, origin: str) -> list[PlaybookProblem]:
             return
         if entry.spec.kind != kind:
             problems.append(PlaybookProblem(origin, where, f"{name} is a {entry.spec.kind} action, not {kind}"))
-        fields = set(entry.spec.params.model_fields)
-        aliases = {f.alias for f in entry.spec.params.model_fields.values() if f.alias}
+        fields = {**entry.spec.params.model_fields}
+        fields |= {f.alias: f for f in entry.spec.params.model_fields.values() if f.alias}
         for key, value in params.items():
-            if key not in fields | aliases:
+            field = fields.get(key)
+            if field is None:
                 problems.append(PlaybookProblem(origin, f"{where}.with.{key}", f"{name} has no parameter {key!r}"))
-            if isinstance(value, str):
-                check_cel(f"{where}.with.{key}", value)
+            items = value.items() if isinstance(value, dict) else [("", value)]
+            for sub, item in items:
+                if isinstance(item, str):
+                    check_cel(f"{where}.with.{key}" + (f".{sub}" if sub else ""), item)
+            if field is not None and playbook_text(field):
+                problem = check_playbook_text(field, value)
+                if problem:
+                    problems.append(PlaybookProblem(origin, f"{where}.with.{key}", problem))
 
     check_cel("match.condition", playbook.match.condition)
     for i, step in enumerate(playbook.enrich):
@@ -90,6 +98,31 @@ def check_references(playbook: Playbook, origin: str) -> list[PlaybookProblem]:
         _check_action_extras(action, where, check_cel, check_uses)
     check_cel("writeback.when", playbook.writeback.when)
     return problems
+
+
+def playbook_text(field: FieldInfo) -> bool:
+    """A parameter whose value must be written in the playbook, never computed from the incident (query text)."""
+    extra = field.json_schema_extra
+    return isinstance(extra, dict) and bool(extra.get("playbookText"))
+
+
+def check_playbook_text(field: FieldInfo, value: Any) -> str | None:
+    """Why `value` is not acceptable playbook text for `field`, or None. A CEL expression that reads no variable
+    evaluates without any; one that reads the incident, an entity or a finding cannot, and is refused."""
+    from pydantic import TypeAdapter
+
+    try:
+        text = evaluate(value, {}) if isinstance(value, str) else value
+    except ConditionError:
+        return "must be text written in the playbook (a CEL string literal), not computed from the incident"
+    if not isinstance(text, str):
+        return "must be a string"
+    try:
+        annotation: Any = Annotated[field.annotation, *field.metadata] if field.metadata else field.annotation
+        TypeAdapter(annotation).validate_python(text)
+    except ValidationError as exc:
+        return str(exc.errors()[0]["msg"])
+    return None
 
 
 def _check_action_extras(action: ActionStep, where: str, check_cel: Any, check_uses: Any) -> None:

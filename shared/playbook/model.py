@@ -48,6 +48,12 @@ def _duration(text: str) -> str:
 Duration = Annotated[str, AfterValidator(_duration)]
 
 
+Scalar = str | int | float | bool
+# A parameter's value: a CEL expression (a string), a literal, or one level of map whose values are either
+# (loganalytics.run_query's `parameters`).
+WithValue = Scalar | dict[str, Scalar]
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -84,7 +90,7 @@ class _Step(_Strict):
     id: str
     uses: str = Field(description="The action's registry name, e.g. entra.get_user")
     for_each: str | None = Field(None, description="Run once per entity of this kind (or VirtualMachine)")
-    with_: dict[str, str | int | float | bool] = Field(default_factory=dict, alias="with")
+    with_: dict[str, WithValue] = Field(default_factory=dict, alias="with")
     needs: tuple[str, ...] = ()
     when: str | None = Field(None, description="A CEL condition; the step is skipped (with the reason) when false")
     timeout: Duration = "5m"
@@ -147,7 +153,7 @@ class WaitUntil(_Strict):
     """After the action: poll an enricher until a CEL condition over its result holds (packet capture finished)."""
 
     uses: str
-    with_: dict[str, str | int | float | bool] = Field(default_factory=dict, alias="with")
+    with_: dict[str, WithValue] = Field(default_factory=dict, alias="with")
     until: str
     every: Duration = "30s"
     timeout: Duration = "2h"

@@ -153,11 +153,90 @@ def test_the_corpus_renders_into_every_text_query_as_one_literal() -> None:
     text_queries = [q for q in load_queries().values() if any(p.type == "text" for p in q.params.values())]
     assert text_queries, "a named query with a text parameter is what this corpus exercises"
     for query in text_queries:
-        [name] = [p.name for p in query.params.values() if p.type == "text"]
-        baseline = query.render(**{name: "PLACEHOLDER"})
-        prefix, suffix = baseline.split("'PLACEHOLDER'")
-        for payload in CORPUS:
-            rendered = query.render(**{name: payload})
-            # The query around the literal is the baseline's, and what is between is one literal of the payload.
-            assert rendered.startswith(prefix) and rendered.endswith(suffix)
-            assert kusto_decode(rendered[len(prefix) : len(rendered) - len(suffix)]) == payload
+        names = [p.name for p in query.params.values() if p.type == "text"]
+        for name in names:
+            others = {other: "OTHER" for other in names if other != name}
+            baseline = query.render(**others, **{name: "PLACEHOLDER"})
+            parts = baseline.split("'PLACEHOLDER'")  # a query may use a parameter more than once
+            for payload in CORPUS:
+                rendered = query.render(**others, **{name: payload})
+                # The query around each literal is the baseline's, and each literal is one literal of the payload.
+                size = (len(rendered) - sum(map(len, parts))) // (len(parts) - 1)
+                literal = rendered[len(parts[0]) : len(parts[0]) + size]
+                assert rendered == literal.join(parts) and kusto_decode(literal) == payload
+
+
+# --- the enrichment catalogue's parameters ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def seeded_catalogue(cloud: CloudHandle) -> dict[str, str]:
+    """Every other payload is a watchlist item's search key (alias Corpus) and a legacy indicator's URL; the rest are
+    never recorded."""
+    rows = {payload: f"item-{i:02d}" for i, payload in enumerate(CORPUS) if i % 2 == 0}
+    doc = cloud.tenant()
+    tables = doc.setdefault("logAnalytics", {}).setdefault("tables", {})
+    keys = [*rows.items(), *((decoy, f"decoy-{i}") for i, decoy in enumerate(DECOYS))]
+    tables["Watchlist"] = [
+        {"TimeGenerated": "ago(1h)", "WatchlistAlias": "Corpus", "SearchKey": key, "WatchlistItem": {"Id": marker},
+         "_DTItemId": marker, "_DTItemType": "watchlist-item", "_DTItemStatus": "Create", "_DTTimestamp": "ago(1h)"}
+        for key, marker in keys
+    ]  # fmt: skip
+    tables["ThreatIntelligenceIndicator"] = [
+        {"TimeGenerated": "ago(1h)", "IndicatorId": marker, "Url": key, "Active": True, "ConfidenceScore": 50.0,
+         "ExpirationDateTime": "now+1d", "Description": marker}
+        for key, marker in keys
+    ]  # fmt: skip
+    cloud.admin.put("/tenant", json=doc).raise_for_status()
+    return rows
+
+
+async def test_watchlist_keys_match_exactly_their_own_item(
+    make_context: ContextFactory, cloud: CloudHandle, seeded_catalogue: dict[str, str]
+):
+    ctx = make_context()
+    for payload in CORPUS:
+        if len(payload) > 1024:
+            continue  # longer than a watchlist key may be: refused by the parameter's own limit
+        finding = await executor.enrich(ctx, "loganalytics.lookup_watchlist", {"alias": "Corpus", "key": payload})
+        assert finding.ok, (payload, finding.error)
+        expected = [{"Id": seeded_catalogue[payload]}] if payload in seeded_catalogue else []
+        assert finding.data["items"] == expected, payload
+
+
+async def test_threat_intel_urls_match_exactly_their_own_indicator(
+    make_context: ContextFactory, cloud: CloudHandle, seeded_catalogue: dict[str, str]
+):
+    ctx = make_context()
+    for payload in CORPUS:
+        finding = await executor.enrich(ctx, "loganalytics.lookup_threat_intel", {"url": payload})
+        assert finding.ok, (payload, finding.error)
+        expected = [seeded_catalogue[payload]] if payload in seeded_catalogue else []
+        assert [m["indicatorId"] for m in finding.data["matches"]] == expected, payload
+
+
+async def test_run_query_text_parameters_match_exactly_their_own_row(
+    make_context: ContextFactory, cloud: CloudHandle, seeded: dict[str, str]
+):
+    kql = "// param account: text\nSecurityEvent | where Account == {account} | project Computer"
+    ctx = make_context()
+    for payload in CORPUS:
+        finding = await executor.enrich(ctx, "loganalytics.run_query", {"kql": kql, "parameters": {"account": payload}})
+        assert finding.ok, (payload, finding.error)
+        expected = [{"Computer": seeded[payload]}] if payload in seeded else []
+        assert finding.data["rows"] == expected, payload
+
+
+async def test_typed_catalogue_parameters_refuse_the_corpus(make_context: ContextFactory, cloud: CloudHandle):
+    ctx = make_context()
+    for payload in CORPUS:
+        for params in ({"ip": payload}, {"domain": payload}, {"fileHash": payload}):
+            finding = await executor.enrich(ctx, "loganalytics.lookup_threat_intel", params)
+            assert not finding.ok, (payload, params)
+        alias = await executor.enrich(ctx, "loganalytics.lookup_watchlist", {"alias": payload, "key": "x"})
+        assert not alias.ok, payload
+        run = await executor.enrich(
+            ctx, "loganalytics.run_query", {"query": "ip_signins", "parameters": {"ip": payload}}
+        )
+        assert not run.ok and "IPv4 or IPv6" in run.error, payload
+    assert cloud.requests(service="loganalytics") == []

@@ -26,7 +26,8 @@ anonymizedIPAddress risk detection when Graph has one); 203.0.113.66 also sprays
 perimeter firewall (CommonSecurityLog) towards vm-web-01 and is the source of logon failures there (SecurityEvent
 4625, and sshd lines in Syslog when the VM runs Linux). Every Graph risk detection gets its sign-in and every
 Sentinel incident its alerts (SecurityAlert, entities in the legacy dialect), its SecurityIncident row and sign-ins
-for the accounts and addresses it names. Everyone else has normal background activity.
+for the accounts and addresses it names. Everyone else has normal background activity. Threat intelligence also
+names 203.0.113.66 in the STIX table, and the VIPUsers watchlist names adele.vance (``intel``).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from local.cloud.loggen import background, stories
+from local.cloud.loggen import background, intel, stories
 from local.cloud.loggen.explicit import explicit_row, parse_iso, parse_moment
 from local.cloud.loggen.rows import legacy_entities
 from local.cloud.loggen.schemas import TABLES, Row, Tables, columns_for
@@ -104,4 +105,7 @@ def _generated(tenant: Tenant, now: datetime, settings: dict[str, Any]) -> Table
     stories.alerts_and_incidents(w)
     stories.threat_intel(w)
     background.usage(w)
+    # Added later: after everything else, so the rows above stay as they were for the same seed.
+    intel.stix_indicators(w)
+    intel.watchlists(w)
     return w.rows

@@ -102,7 +102,25 @@ TABLES: dict[str, tuple[tuple[str, str], ...]] = {
         """TenantId:string TimeGenerated:datetime SourceSystem:string Action:string AzureTenantId:string
         ConfidenceScore:real Description:string ExpirationDateTime:datetime ExternalIndicatorId:string
         IndicatorId:string ThreatType:string Active:bool NetworkIP:string NetworkSourceIP:string DomainName:string
-        Url:string TrafficLightProtocolLevel:string Tags:string Type:string"""
+        Url:string TrafficLightProtocolLevel:string Tags:string FileHashType:string FileHashValue:string
+        NetworkDestinationIP:string Type:string"""
+    ),
+    # The STIX table that replaces ThreatIntelligenceIndicator: one row per indicator version, the observable split
+    # into ObservableKey ('ipv4-addr:value', 'domain-name:value', "file:hashes.'SHA-256'") and ObservableValue.
+    "ThreatIntelIndicators": _columns(
+        """TenantId:string TimeGenerated:datetime AzureTenantId:string WorkspaceId:string Id:string Source:string
+        Created:datetime Modified:datetime ValidFrom:datetime ValidUntil:datetime IsActive:bool IsDeleted:bool
+        Revoked:bool Confidence:int Pattern:string ObservableKey:string ObservableValue:string Tags:string
+        Data:dynamic AdditionalFields:dynamic LastUpdateMethod:string SourceSystem:string Type:string"""
+    ),
+    # Watchlist items as Sentinel ingests them; _GetWatchlist (emulated as a stored function) reads the latest
+    # version of each item of one alias.
+    "Watchlist": _columns(
+        """TenantId:string TimeGenerated:datetime AzureTenantId:string WatchlistId:string WatchlistName:string
+        WatchlistAlias:string WatchlistCategory:string Source:string Provider:string Notes:string Tags:string
+        SearchKey:string WatchlistItemId:string WatchlistItem:dynamic CreatedBy:dynamic UpdatedBy:dynamic
+        CreatedTimeUTC:datetime LastUpdatedTimeUTC:datetime TimeToLive:datetime _DTItemId:string _DTItemType:string
+        _DTItemStatus:string _DTTimestamp:datetime Type:string"""
     ),
     # Columns exactly as the published query example (tests/fixtures/published/log_analytics/query_post_v1.json).
     "Usage": _columns(
