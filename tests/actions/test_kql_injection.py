@@ -240,3 +240,34 @@ async def test_typed_catalogue_parameters_refuse_the_corpus(make_context: Contex
         )
         assert not run.ok and "IPv4 or IPv6" in run.error, payload
     assert cloud.requests(service="loganalytics") == []
+
+
+async def test_related_alerts_by_account_name_never_change_meaning(make_context: ContextFactory, cloud: CloudHandle):
+    """A payload an account name cannot be is refused before any query; one it can be (a quote is allowed) is one
+    literal, finds no alert of the demo and never makes the query fail."""
+    ctx = make_context()
+    accepted = []
+    for payload in CORPUS:
+        finding = await executor.enrich(ctx, "loganalytics.list_related_alerts", {"account": payload})
+        if not finding.ok:
+            assert "not an account name" in finding.error, (payload, finding.error)
+            continue
+        accepted.append(payload)
+        assert finding.data["alerts"] == 0, (payload, finding.data["items"])
+    assert len(cloud.requests(service="loganalytics")) == len(accepted) > 0
+
+
+async def test_typed_hunting_parameters_refuse_the_corpus(make_context: ContextFactory, cloud: CloudHandle):
+    ctx = make_context()
+    for payload in CORPUS:
+        for action, params in (
+            ("loganalytics.get_ueba_profile", {"upn": payload}),
+            ("loganalytics.list_related_alerts", {"ip": payload}),
+            ("loganalytics.list_related_alerts", {"host": payload}),
+            ("loganalytics.list_related_alerts", {"aadUserId": payload}),
+            ("loganalytics.get_flow_summary", {"vm": payload}),
+            ("loganalytics.get_flow_summary", {"ip": payload}),
+        ):
+            finding = await executor.enrich(ctx, action, params)
+            assert not finding.ok, (payload, action, params)
+    assert cloud.requests(service="loganalytics") == []

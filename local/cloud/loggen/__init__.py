@@ -35,7 +35,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from local.cloud.loggen import background, intel, stories
+from local.cloud.loggen import background, flows, intel, stories, ueba
 from local.cloud.loggen.explicit import explicit_row, parse_iso, parse_moment
 from local.cloud.loggen.rows import legacy_entities
 from local.cloud.loggen.schemas import TABLES, Row, Tables, columns_for
@@ -108,4 +108,7 @@ def _generated(tenant: Tenant, now: datetime, settings: dict[str, Any]) -> Table
     # Added later: after everything else, so the rows above stay as they were for the same seed.
     intel.stix_indicators(w)
     intel.watchlists(w)
+    ueba.identity_info(w)
+    ueba.behavior(w)
+    flows.flows(w)
     return w.rows

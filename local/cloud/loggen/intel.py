@@ -13,7 +13,7 @@ from local.cloud.loggen.tenant import ANONYMIZER, OFFICE_IPS, SPRAY_IP, SPRAY_SO
 from local.cloud.loggen.writer import Writer
 
 PHISHING_DOMAIN = "contoso-sso-login.example"
-PAYLOAD_SHA256 = "9f2b1c7e4d5a8b3c6e0f1a2d4c7b9e8f5a3d2c1b0e9f8a7d6c5b4a3f2e1d0c9b"
+PAYLOAD_SHA256 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"  # the malware alert's file hash
 
 
 def stix_indicators(w: Writer) -> None:

@@ -122,6 +122,37 @@ TABLES: dict[str, tuple[tuple[str, str], ...]] = {
         CreatedTimeUTC:datetime LastUpdatedTimeUTC:datetime TimeToLive:datetime _DTItemId:string _DTItemType:string
         _DTItemStatus:string _DTTimestamp:datetime Type:string"""
     ),
+    # Entra ID accounts as UEBA sees them (a row per refresh), and UEBA's scored activities.
+    "IdentityInfo": _columns(
+        """TenantId:string TimeGenerated:datetime AccountObjectId:string AccountUPN:string AccountName:string
+        AccountDomain:string AccountDisplayName:string JobTitle:string Department:string Manager:string
+        IsAccountEnabled:bool UserState:string AssignedRoles:dynamic GroupMembership:dynamic Tags:string
+        BlastRadius:string InvestigationPriority:int InvestigationPriorityPercentile:int RiskLevel:string
+        RiskState:string IsMFARegistered:bool LastSeenDate:datetime SourceSystem:string Type:string"""
+    ),
+    "BehaviorAnalytics": _columns(
+        """TenantId:string TimeGenerated:datetime UserName:string UserPrincipalName:string ActivityType:string
+        ActionType:string EventSource:string SourceIPAddress:string SourceIPLocation:string SourceDevice:string
+        DestinationDevice:string InvestigationPriority:int ActivityInsights:dynamic UsersInsights:dynamic
+        DevicesInsights:dynamic SourceRecordId:string SourceSystem:string Type:string"""
+    ),
+    # Traffic analytics over NSG flow logs: the classic custom table (suffixed columns, numbers as real) and the
+    # table that replaces it for VNet flow logs.
+    "AzureNetworkAnalytics_CL": _columns(
+        """TenantId:string TimeGenerated:datetime SubType_s:string FASchemaVersion_s:string FlowStartTime_t:datetime
+        FlowEndTime_t:datetime FlowType_s:string SrcIP_s:string DestIP_s:string VMIP_s:string DestPort_d:real
+        L4Protocol_s:string FlowDirection_s:string FlowStatus_s:string NSGList_s:string NSGRule_s:string VM_s:string
+        Subnet_s:string Region_s:string PublicIPs_s:string Country_s:string AllowedInFlows_d:real
+        DeniedInFlows_d:real AllowedOutFlows_d:real DeniedOutFlows_d:real InboundBytes_d:real OutboundBytes_d:real
+        Type:string"""
+    ),
+    "NTANetAnalytics": _columns(
+        """TenantId:string TimeGenerated:datetime SubType:string FaSchemaVersion:string FlowStartTime:datetime
+        FlowEndTime:datetime FlowType:string SrcIp:string DestIp:string DestPort:int L4Protocol:string
+        FlowDirection:string FlowStatus:string AclGroup:string AclRule:string SrcVm:string DestVm:string
+        SrcSubnet:string DestSubnet:string Country:string AllowedInFlows:long DeniedInFlows:long AllowedOutFlows:long
+        DeniedOutFlows:long BytesSrcToDest:long BytesDestToSrc:long TargetResourceId:string Type:string"""
+    ),
     # Columns exactly as the published query example (tests/fixtures/published/log_analytics/query_post_v1.json).
     "Usage": _columns(
         """TenantId:string Computer:string TimeGenerated:datetime SourceSystem:string StartTime:datetime
