@@ -41,6 +41,9 @@ param captureStorageAccountId string = ''
 @description('Grant the Graph permissions, create the API app registration and look up Sentinel\'s service principal with the Microsoft Graph Bicep extension (needs Privileged Role Administrator). false: run scripts/grant-graph-permissions.sh as an administrator and pass authApiClientId and azureSecurityInsightsPrincipalId')
 param useGraphExtension bool = true
 
+@description('With useGraphExtension: also grant the Defender for Endpoint (WindowsDefenderATP) application permissions of the mde.* actions. The tenant must have Defender for Endpoint, whose service principal holds those app roles')
+param grantDefenderForEndpoint bool = false
+
 @description('With useGraphExtension=false: client id of the API app registration analysts\' tokens are issued for')
 param authApiClientId string = ''
 
@@ -180,6 +183,7 @@ module graph 'modules/graph.bicep' = if (useGraphExtension) {
     principalId: identity.outputs.principalId
     apiAppUniqueName: 'riposte-api-${environmentName}-${token}'
     apiAppDisplayName: 'Riposte API (${environmentName})'
+    grantDefenderForEndpoint: grantDefenderForEndpoint
   }
 }
 

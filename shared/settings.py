@@ -113,6 +113,9 @@ class Settings(BaseModel):
     graph_endpoint: str = Field("https://graph.microsoft.com", description="Microsoft Graph base URL")
     arm_endpoint: str = Field("https://management.azure.com", description="Azure Resource Manager base URL")
     loganalytics_endpoint: str = Field("https://api.loganalytics.io", description="Log Analytics query API base URL")
+    mde_endpoint: str = Field(
+        "https://api.security.microsoft.com", description="Microsoft Defender for Endpoint API base URL"
+    )
     ca_bundle: str | None = Field(None, description="CA certificate file to trust (local stack only)")
     managed_identity_client_id: str | None = Field(None, description="Client id of a user-assigned managed identity")
     subscription_id: str | None = Field(None, description="Default subscription for ARM calls")
@@ -144,6 +147,9 @@ class Settings(BaseModel):
         description="Identity Protection requests per second: the service allows 1 per tenant for all apps combined",
     )
     loganalytics_concurrency: int = Field(5, gt=0, description="Concurrent Log Analytics queries")
+    mde_calls_per_minute: int = Field(
+        95, gt=0, description="Defender for Endpoint machine and machine action calls per minute (the API allows 100)"
+    )
     limiter: Literal["auto", "shared", "process"] = Field(
         "auto",
         description="Where the limiters keep their state: shared, in the app's storage (table RiposteLimits), so "
@@ -187,7 +193,7 @@ class Settings(BaseModel):
 
     # --- checks of form, so a bad value fails at start rather than at the first action that needs it ---
 
-    @field_validator("graph_endpoint", "arm_endpoint", "loganalytics_endpoint", "notify_webhook_url")
+    @field_validator("graph_endpoint", "arm_endpoint", "loganalytics_endpoint", "mde_endpoint", "notify_webhook_url")
     @classmethod
     def _absolute_url(cls, value: str | None) -> str | None:
         if value is not None:

@@ -1,4 +1,4 @@
-"""Writes docs/permissions.md and infra/graph-permissions.json from the action registry.
+"""Writes docs/permissions.md, infra/graph-permissions.json and infra/mde-permissions.json from the action registry.
 
     python -m tools.gen_permissions          # rewrite both files
     python -m tools.gen_permissions --check  # exit 1 when either is out of date (tests/infra checks the same)
@@ -21,9 +21,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PERMISSIONS_DOC = ROOT / "docs" / "permissions.md"
 GRAPH_GRANTS = ROOT / "infra" / "graph-permissions.json"
+MDE_GRANTS = ROOT / "infra" / "mde-permissions.json"
 
 # Microsoft Graph's application id: the same in every tenant.
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
+# The WindowsDefenderATP application (Microsoft Defender for Endpoint's API): the same in every tenant that has it.
+# Its app role ids are not published, so infra/modules/graph.bicep and the grant script look each role up by its value
+# on the tenant's WindowsDefenderATP service principal.
+MDE_APP_ID = "fc780465-2017-40d4-a0c5-307022471b92"
 
 # Application permissions (app roles on the Microsoft Graph service principal), from learn.microsoft.com/graph/
 # permissions-reference. The ids are the same in every tenant.
@@ -127,13 +132,16 @@ PLATFORM_ROLES: tuple[PlatformRole, ...] = (
 )
 
 
+API_LABELS = {"graph": "Graph", "mde": "Defender for Endpoint", "azure_role": "Azure"}
+
+
 class MissingId(KeyError):
     pass
 
 
 @dataclass(frozen=True)
 class Need:
-    kind: str  # graph | azure_role
+    kind: str  # graph | mde | azure_role
     name: str
     actions: tuple[str, ...]
     operations: tuple[str, ...]
@@ -198,6 +206,17 @@ def graph_grants(all_needs: Iterable[Need]) -> str:
     return json.dumps(document, indent=2) + "\n"
 
 
+def mde_grants(all_needs: Iterable[Need]) -> str:
+    """infra/mde-permissions.json: the WindowsDefenderATP application permissions infra grants by value."""
+    grants = [{"permission": need.name, "usedBy": list(need.actions)} for need in all_needs if need.kind == "mde"]
+    document = {
+        "_generated": "by python -m tools.gen_permissions from the action registry; do not edit",
+        "resourceAppId": MDE_APP_ID,
+        "grants": grants,
+    }
+    return json.dumps(document, indent=2) + "\n"
+
+
 def approvers_used_by() -> str:
     from shared.approvers import USED_BY
 
@@ -208,8 +227,44 @@ def _cell(items: Iterable[str]) -> str:
     return "<br>".join(f"`{item}`" for item in items)
 
 
-def permissions_markdown(all_needs: list[Need]) -> str:
+def _mde_section(all_needs: list[Need]) -> list[str]:
+    lines = [
+        "## Microsoft Defender for Endpoint application permissions",
+        "",
+        f"Application permissions of the WindowsDefenderATP application (`{MDE_APP_ID}`), granted by",
+        "`infra/modules/graph.bicep` when `grantDefenderForEndpoint` is true (the tenant must have Defender for",
+        "Endpoint) or by `infra/scripts/grant-graph-permissions.sh`. Both look each app role up by its value on the",
+        "tenant's WindowsDefenderATP service principal. The list is `infra/mde-permissions.json`.",
+        "",
+        "| permission | used by |",
+        "| --- | --- |",
+    ]
+    lines += [f"| `{n.name}` | {_cell(n.actions)} |" for n in all_needs if n.kind == "mde"]
+    return [*lines, ""]
+
+
+def _per_action_section() -> list[str]:
     from shared.actions.registry import catalogue
+
+    lines = [
+        "",
+        "## Per action",
+        "",
+        "| action | kind | reversible | destructive | needs |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for name, registered in catalogue().items():
+        spec = registered.spec
+        held = sorted({f"{API_LABELS[p.kind]}: {p.name}" for p in spec.permissions})
+        needs_cell = "<br>".join(held) if held else "nothing (an outgoing webhook)"
+        lines.append(
+            f"| `{name}` | {spec.kind} | {'yes' if spec.reversible else 'no'} | "
+            f"{'yes' if spec.destructive else 'no'} | {needs_cell} |"
+        )
+    return lines
+
+
+def permissions_markdown(all_needs: list[Need]) -> str:
 
     lines = [
         "# Permissions",
@@ -241,6 +296,7 @@ def permissions_markdown(all_needs: list[Need]) -> str:
         "approver's transitive group memberships (`/users/{id}/transitiveMemberOf`) before accepting a decision.",
         "`IdentityRiskyUser.*` needs Microsoft Entra ID P2; `IdentityRiskEvent.Read.All` needs P1 or P2.",
         "",
+        *_mde_section(all_needs),
         "## Azure roles for the actions",
         "",
         "Every role is assigned at a resource group (or a single resource), never at the subscription. The roles",
@@ -272,27 +328,17 @@ def permissions_markdown(all_needs: list[Need]) -> str:
     for platform in PLATFORM_ROLES:
         where = SCOPES[platform.scope][1]
         lines.append(f"| {platform.name} | `{platform.id}` | {platform.principal} | {where} | {platform.why} |")
-    lines += [
-        "",
-        "## Per action",
-        "",
-        "| action | kind | reversible | destructive | needs |",
-        "| --- | --- | --- | --- | --- |",
-    ]
-    for name, registered in catalogue().items():
-        spec = registered.spec
-        held = sorted({f"{'Graph' if p.kind == 'graph' else 'Azure'}: {p.name}" for p in spec.permissions})
-        needs_cell = "<br>".join(held) if held else "nothing (an outgoing webhook)"
-        lines.append(
-            f"| `{name}` | {spec.kind} | {'yes' if spec.reversible else 'no'} | "
-            f"{'yes' if spec.destructive else 'no'} | {needs_cell} |"
-        )
+    lines += _per_action_section()
     return "\n".join(lines) + "\n"
 
 
 def generated() -> dict[Path, str]:
     all_needs = needs()
-    return {PERMISSIONS_DOC: permissions_markdown(all_needs), GRAPH_GRANTS: graph_grants(all_needs)}
+    return {
+        PERMISSIONS_DOC: permissions_markdown(all_needs),
+        GRAPH_GRANTS: graph_grants(all_needs),
+        MDE_GRANTS: mde_grants(all_needs),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

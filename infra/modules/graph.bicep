@@ -14,6 +14,9 @@ param principalId string
 param apiAppUniqueName string
 param apiAppDisplayName string
 
+@description('Grant the WindowsDefenderATP application permissions too (the tenant has Defender for Endpoint)')
+param grantDefenderForEndpoint bool = false
+
 // Generated from the action registry by tools/gen_permissions.py: one app role per Graph permission an action needs.
 var graphGrants = loadJsonContent('../graph-permissions.json')
 
@@ -29,6 +32,25 @@ resource grants 'Microsoft.Graph/appRoleAssignedTo@v1.0' = [
     principalId: principalId
     resourceId: graph.id
     appRoleId: grant.appRoleId
+  }
+]
+
+// Defender for Endpoint's API (generated list, like graphGrants). Its app role ids are not published, so each grant
+// looks its role up by value among the WindowsDefenderATP service principal's application roles.
+var mdeGrants = loadJsonContent('../mde-permissions.json')
+
+resource mde 'Microsoft.Graph/servicePrincipals@v1.0' existing = if (grantDefenderForEndpoint) {
+  appId: mdeGrants.resourceAppId
+}
+
+resource mdeRoleGrants 'Microsoft.Graph/appRoleAssignedTo@v1.0' = [
+  for grant in mdeGrants.grants: if (grantDefenderForEndpoint) {
+    principalId: principalId
+    resourceId: mde.id
+    appRoleId: first(filter(
+      mde.appRoles,
+      role => role.value == grant.permission && contains(role.allowedMemberTypes, 'Application')
+    )).id
   }
 ]
 
@@ -87,3 +109,4 @@ resource apiServicePrincipal 'Microsoft.Graph/servicePrincipals@v1.0' = {
 output securityInsightsPrincipalId string = securityInsights.id
 output apiClientId string = apiApp.appId
 output grantedPermissions array = [for grant in graphGrants.grants: grant.permission]
+output grantedDefenderPermissions array = grantDefenderForEndpoint ? map(mdeGrants.grants, grant => grant.permission) : []

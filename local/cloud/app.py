@@ -28,6 +28,8 @@ def service_of_path(path: str) -> str:
         return "graph"
     if lowered.startswith("/v1/"):
         return "loganalytics"
+    if lowered.startswith("/api/"):
+        return "mde"
     if lowered.startswith("/_admin"):
         return "admin"
     if lowered.startswith("/_sink"):

@@ -114,6 +114,13 @@ class LogAnalyticsError(CloudError):
         return {"error": error}
 
 
+class MdeError(CloudError):
+    """Microsoft Defender for Endpoint's API: {"error": {code, message, target}}, target a correlation id."""
+
+    def body(self) -> dict[str, Any]:
+        return {"error": {"code": self.code, "message": self.message, "target": str(uuid.uuid4())}}
+
+
 class IdentityError(CloudError):
     """The managed-identity endpoint: {"statusCode", "message"}."""
 
@@ -151,6 +158,8 @@ def service_error(
         return GraphError(status, code, message, headers)
     if service == "loganalytics":
         return LogAnalyticsError(status, code, message, headers=headers)
+    if service == "mde":
+        return MdeError(status, code, message, headers)
     return ArmError(status, code, message, headers)
 
 
@@ -175,4 +184,7 @@ def throttled(service: str, retry_after: float | None, code: str | None = None, 
     if service == "loganalytics":
         text = message or "Too many requests. Retry later."
         return LogAnalyticsError(429, code or "ThrottledError", text, headers=headers).response()
+    if service == "mde":
+        text = message or "API calls quota exceeded! Maximum admitted 100 per 1 Minute."
+        return MdeError(429, code or "TooManyRequests", text, headers).response()
     return ArmError(429, code or "TooManyRequests", message or "The request is being throttled.", headers).response()

@@ -32,6 +32,8 @@ AUDIENCES = {
     "graph": ("https://graph.microsoft.com", "00000003-0000-0000-c000-000000000000"),
     "arm": ("https://management.azure.com", "https://management.core.windows.net"),
     "loganalytics": ("https://api.loganalytics.io", "https://api.loganalytics.azure.com"),
+    # Defender for Endpoint (the WindowsDefenderATP application): its resource URI, and the audience its tokens carry
+    "mde": ("https://api.securitycenter.microsoft.com", "https://securitycenter.onmicrosoft.com/windowsatpservice"),
 }
 
 
@@ -98,6 +100,9 @@ def _describe(problem: TokenProblem, service: str) -> tuple[str, str]:
             "audience": "Access token validation failure. Invalid audience.",
         }
         return "InvalidAuthenticationToken", messages[problem.reason]
+    if service == "mde":
+        reasons = {"missing": "Authorization header is missing", "expired": "The token is expired"}
+        return "Unauthorized", reasons.get(problem.reason, "Invalid token")
     if service == "loganalytics":
         if problem.reason == "missing":
             return "AuthorizationRequiredError", "Valid authentication was not provided"
@@ -164,6 +169,9 @@ class IdentityProvider(Provider):
         if resource.rstrip("/") in AUDIENCES["graph"]:
             # An app-only Graph token lists the application permissions granted with admin consent.
             claims["roles"] = list(identity.get("graphPermissions") or [])
+        elif resource.rstrip("/") in AUDIENCES["mde"]:
+            # Likewise for the WindowsDefenderATP application permissions.
+            claims["roles"] = list(identity.get("mdePermissions") or [])
         token, expires = issue_token(resource, claims=claims)
         return JSONResponse(
             {

@@ -20,7 +20,7 @@ from types import ModuleType
 from typing import Any
 
 # The top-level sections a tenant document may have; anything else is a typo the admin API rejects.
-SECTIONS = ("tenant", "graph", "arm", "sentinel", "logAnalytics")
+SECTIONS = ("tenant", "graph", "arm", "sentinel", "logAnalytics", "mde")
 
 
 class SeedError(ValueError):
@@ -132,6 +132,10 @@ def expand(doc: dict[str, Any], now: datetime | None = None) -> dict[str, Any]:
     arm_seed = _optional_module("local.cloud.arm_seed")
     if arm_seed is not None:
         arm_seed.expand(doc)
+    # Defender for Endpoint's machines and machine actions: local/cloud/mde.py, imported as arm_seed is.
+    mde = _optional_module("local.cloud.mde")
+    if mde is not None:
+        mde.expand(doc, now)
 
     return doc
 

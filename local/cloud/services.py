@@ -11,6 +11,7 @@ from local.cloud.arm_sentinel import SentinelProvider
 from local.cloud.graph import GraphProvider
 from local.cloud.identity import IdentityProvider
 from local.cloud.loganalytics import LogAnalyticsProvider
+from local.cloud.mde import MdeProvider
 from local.cloud.oidc import LoginProvider
 from local.cloud.provider import Provider
 from local.cloud.sink import SinkProvider
@@ -26,6 +27,7 @@ PROVIDERS: tuple[type[Provider], ...] = (
     SentinelProvider,
     AuthorizationProvider,
     LogAnalyticsProvider,
+    MdeProvider,
     LoginProvider,
     SinkProvider,
 )

@@ -120,10 +120,10 @@ class Guardrails:
                 if group.lower() in self.groups:
                     return f"user {target.upn or target.id} is a member of protected group {group}"
             return None
-        resource_id = target.id.lower().rstrip("/")
-        for prefix in self.resource_prefixes:
-            if resource_id == prefix or resource_id.startswith(prefix + "/"):
-                return f"{target.display or target.id} is under protected prefix {prefix}"
+        for resource_id in (target.id.lower().rstrip("/"), *(r.lower().rstrip("/") for r in target.related_ids)):
+            for prefix in self.resource_prefixes:
+                if resource_id == prefix or resource_id.startswith(prefix + "/"):
+                    return f"{target.display or target.id} is under protected prefix {prefix}"
         lowered = {k.lower(): v for k, v in target.tags.items()}
         for key, value in self.resource_tags:
             if key in lowered and (value == "" or lowered[key] == value):

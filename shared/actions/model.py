@@ -17,9 +17,10 @@ class _Model(BaseModel):
 
 
 class Permission(_Model):
-    """What the identity needs: a Microsoft Graph application permission or an Azure RBAC role."""
+    """What the identity needs: a Microsoft Graph application permission, a Defender for Endpoint (WindowsDefenderATP)
+    application permission, or an Azure RBAC role."""
 
-    kind: Literal["graph", "azure_role"]
+    kind: Literal["graph", "mde", "azure_role"]
     name: str  # User.EnableDisableAccount.All / Riposte Network Responder
     operation: str = (
         ""  # for Azure roles: the RBAC operation checked, e.g. Microsoft.Network/networkSecurityGroups/write
@@ -31,6 +32,11 @@ class Permission(_Model):
 
 def graph_permission(name: str) -> Permission:
     return Permission(kind="graph", name=name)
+
+
+def mde_permission(name: str) -> Permission:
+    """An application permission of the WindowsDefenderATP application (Defender for Endpoint's API)."""
+    return Permission(kind="mde", name=name)
 
 
 def azure_role(name: str, operation: str, at_setting: str = "") -> Permission:
@@ -47,6 +53,8 @@ class Target(_Model):
     group_ids: tuple[str, ...] = ()
     tags: dict[str, str] = Field(default_factory=dict)
     privileged_roles: tuple[str, ...] = ()
+    # Other ids the target goes by, checked against the protected prefixes too (a device's Azure VM resource id)
+    related_ids: tuple[str, ...] = ()
 
 
 class Plan(_Model):

@@ -13,6 +13,7 @@ from shared.actions.model import Permission, PermissionCheck, Target
 from shared.armid import ArmId
 
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
+MDE_SCOPE = "https://api.securitycenter.microsoft.com/.default"  # shared.azure.mde.MDE_SCOPE, without importing it
 
 
 def token_roles(token: str) -> set[str] | None:
@@ -42,15 +43,15 @@ class IdentityPermissions:
 
     def __init__(self, azure: Any) -> None:
         self.azure = azure
-        self._graph_roles: set[str] | None = None
-        self._graph_checked = False
+        self._roles_by_scope: dict[str, set[str] | None] = {}
         self._scopes: dict[str, list[dict[str, list[str]]] | None] = {}
 
     async def check(self, permission: Permission, target: Target) -> PermissionCheck:
-        if permission.kind == "graph":
-            roles = await self._roles()
+        if permission.kind in ("graph", "mde"):
+            api = "Graph" if permission.kind == "graph" else "Defender for Endpoint"
+            roles = await self._roles(GRAPH_SCOPE if permission.kind == "graph" else MDE_SCOPE)
             if roles is None:
-                return PermissionCheck(permission=permission, held=None, detail="the Graph token could not be read")
+                return PermissionCheck(permission=permission, held=None, detail=f"the {api} token could not be read")
             held = permission.name in roles
             detail = "granted to the identity" if held else "not granted: see docs/permissions.md"
             return PermissionCheck(permission=permission, held=held, detail=detail)
@@ -79,15 +80,15 @@ class IdentityPermissions:
             return str(getattr(self.azure.settings, permission.at_setting, None) or "")
         return target.id
 
-    async def _roles(self) -> set[str] | None:
-        if not self._graph_checked:
-            self._graph_checked = True
+    async def _roles(self, scope: str) -> set[str] | None:
+        """The application permissions in the `roles` claim of the identity's token for `scope` (read once)."""
+        if scope not in self._roles_by_scope:
             try:
-                token = await self.azure.credential.get_token(GRAPH_SCOPE)
-                self._graph_roles = token_roles(token.token)
+                token = await self.azure.credential.get_token(scope)
+                self._roles_by_scope[scope] = token_roles(token.token)
             except Exception:
-                self._graph_roles = None
-        return self._graph_roles
+                self._roles_by_scope[scope] = None
+        return self._roles_by_scope[scope]
 
     async def _permissions(self, scope: ArmId, on_resource: bool = False) -> list[dict[str, list[str]]] | None:
         # per resource group; per resource for a resource a setting names (assigned on the resource itself)

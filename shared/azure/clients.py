@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from shared.azure.compute import ComputeAdapter
     from shared.azure.graph import GraphAdapter
     from shared.azure.loganalytics import LogAnalyticsAdapter
+    from shared.azure.mde import MdeAdapter
     from shared.azure.network import NetworkAdapter
     from shared.azure.sentinel import SentinelAdapter
 
@@ -82,6 +83,11 @@ class AzureClients:
     @property
     def logs(self) -> LogAnalyticsAdapter:
         adapter: LogAnalyticsAdapter = self._adapter("loganalytics")
+        return adapter
+
+    @property
+    def mde(self) -> MdeAdapter:
+        adapter: MdeAdapter = self._adapter("mde")
         return adapter
 
     @property

@@ -27,6 +27,7 @@ WINDOW_MARGIN = 1.01
 # an event loop's usual wake-up lateness on a busy host, or every start of a fast test limiter would be dropped.
 LATENESS = 0.05
 MIN_LATENESS_S = 0.005
+MDE_WINDOW_S = 60.0  # Defender for Endpoint counts its per-API limits per minute (and per hour)
 
 
 class Admission(Protocol):
@@ -132,6 +133,7 @@ class Limits:
     identity_protection: Admission
     loganalytics: Slots
     sentinel_writes: Admission
+    mde: Admission  # Defender for Endpoint: 100 calls a minute per API (machines, machine actions)
     nsg_writes: KeyedLocks = field(default_factory=KeyedLocks)
 
     @classmethod
@@ -145,6 +147,7 @@ class Limits:
             sentinel_writes=WindowLimiter(
                 settings.sentinel_writes_per_5min, settings.sentinel_write_window_seconds * WINDOW_MARGIN
             ),
+            mde=WindowLimiter(settings.mde_calls_per_minute, MDE_WINDOW_S * WINDOW_MARGIN),
         )
 
     @classmethod
@@ -166,6 +169,14 @@ class Limits:
                 settings.sentinel_writes_per_5min,
                 settings.sentinel_write_window_seconds * WINDOW_MARGIN,
                 settings.sentinel_write_window_seconds * (WINDOW_MARGIN - 1),
+            ),
+            mde=SharedWindow(
+                table,
+                "mde",
+                scope,
+                settings.mde_calls_per_minute,
+                MDE_WINDOW_S * WINDOW_MARGIN,
+                MDE_WINDOW_S * (WINDOW_MARGIN - 1),
             ),
         )
 

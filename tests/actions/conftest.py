@@ -42,6 +42,7 @@ def cloud_settings(cloud: CloudHandle, **overrides: Any) -> Settings:
         "graph_endpoint": cloud.url,
         "arm_endpoint": cloud.url,
         "loganalytics_endpoint": cloud.url,
+        "mde_endpoint": cloud.url,
         "ca_bundle": cloud.ca_path,
         "subscription_id": SUBSCRIPTION,
         "workspace_id": WORKSPACE_ID,
@@ -65,7 +66,9 @@ async def make_context(cloud: CloudHandle) -> AsyncIterator[ContextFactory]:
     """Builds ActionContexts on fresh AzureClients; all are closed after the test."""
     opened: list[AzureClients] = []
 
-    def factory(*, dry_run: bool = False, ledger: Ledger | None = None, **overrides: Any) -> ActionContext:
+    def factory(
+        *, dry_run: bool = False, ledger: Ledger | None = None, run_id: str = "test-run", **overrides: Any
+    ) -> ActionContext:
         settings = cloud_settings(cloud, **overrides)
         clients = AzureClients(settings)
         opened.append(clients)
@@ -73,7 +76,7 @@ async def make_context(cloud: CloudHandle) -> AsyncIterator[ContextFactory]:
             settings=settings,
             azure=clients,
             ledger=ledger or MemoryLedger(),
-            run_id="test-run",
+            run_id=run_id,
             incident_id=None,
             dry_run=dry_run,
         )

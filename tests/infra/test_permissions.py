@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import uuid
 from pathlib import Path
 
 import pytest
@@ -217,6 +218,7 @@ def test_check_mode_reports_a_stale_file(tmp_path: Path, monkeypatch: pytest.Mon
     stale.write_text("old\n")
     monkeypatch.setattr(gen, "PERMISSIONS_DOC", stale)
     monkeypatch.setattr(gen, "GRAPH_GRANTS", tmp_path / "graph-permissions.json")
+    monkeypatch.setattr(gen, "MDE_GRANTS", tmp_path / "mde-permissions.json")
     monkeypatch.setattr(gen, "ROOT", tmp_path)
     assert gen.main(["--check"]) == 1
     assert gen.main([]) == 0
@@ -244,25 +246,34 @@ def test_the_permissions_table_lists_every_action_and_every_role_with_its_id() -
 FAKE_AZ = textwrap.dedent(
     """\
     #!{python}
-    # A stand-in for the Azure CLI: service principal look-ups and Graph app role assignments, kept in a JSON file.
-    import json, os, sys
+    # A stand-in for the Azure CLI: service principal look-ups and app role assignments, kept in a JSON file.
+    import json, os, sys, uuid
     state_path = os.environ["FAKE_AZ_STATE"]
     state = json.load(open(state_path))
     args = sys.argv[1:]
     def arg(name):
         return args[args.index(name) + 1]
     state["calls"].append(args)
+    sps = {{"00000003-0000-0000-c000-000000000000": "graph-sp", "98785600-1bb7-4fb9-b9fa-19afe2c8a360": "si-sp"}}
+    if state["mde"]:
+        sps["fc780465-2017-40d4-a0c5-307022471b92"] = "mde-sp"
     if args[:3] == ["ad", "sp", "show"]:
-        ids = {{"00000003-0000-0000-c000-000000000000": "graph-sp", "98785600-1bb7-4fb9-b9fa-19afe2c8a360": "si-sp"}}
-        print(ids[arg("--id")])
+        if arg("--id") not in sps:
+            sys.exit("ERROR: Service principal not found")
+        if arg("--query").startswith("appRoles"):
+            for value in state["mdeRoles"]:
+                print(str(uuid.uuid5(uuid.NAMESPACE_URL, value)) + "\t" + value)
+        else:
+            print(sps[arg("--id")])
     elif args[:1] == ["rest"] and arg("--method") == "GET":
         assert "/servicePrincipals/" + state["principal"] + "/appRoleAssignments" in arg("--url")
-        print("\\n".join(state["held"]))
+        resource = arg("--query").split("'")[1]
+        print("\\n".join(role for sp, role in state["held"] if sp == resource))
     elif args[:1] == ["rest"] and arg("--method") == "POST":
-        assert arg("--url").endswith("/servicePrincipals/graph-sp/appRoleAssignedTo")
         body = json.loads(arg("--body"))
-        assert body["principalId"] == state["principal"] and body["resourceId"] == "graph-sp"
-        state["held"].append(body["appRoleId"])
+        assert arg("--url").endswith("/servicePrincipals/" + body["resourceId"] + "/appRoleAssignedTo")
+        assert body["principalId"] == state["principal"] and body["resourceId"] in ("graph-sp", "mde-sp")
+        state["held"].append([body["resourceId"], body["appRoleId"]])
     else:
         sys.exit("unexpected az call: " + " ".join(args))
     json.dump(state, open(state_path, "w"))
@@ -282,7 +293,12 @@ def fake_az(tmp_path: Path) -> tuple[dict[str, str], Path]:
     az.write_text(FAKE_AZ.format(python=sys.executable))
     az.chmod(0o755)
     state = tmp_path / "state.json"
-    state.write_text(json.dumps({"principal": PRINCIPAL, "held": [], "calls": []}))
+    mde_roles = [g["permission"] for g in json.loads(gen.MDE_GRANTS.read_text())["grants"]]
+    state.write_text(
+        json.dumps(
+            {"principal": PRINCIPAL, "held": [], "calls": [], "mde": True, "mdeRoles": [*mde_roles, "Other.All"]}
+        )
+    )
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "FAKE_AZ_STATE": str(state)}
     return env, state
 
@@ -293,7 +309,10 @@ def run_script(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[s
 
 def test_the_grant_script_grants_every_permission_once(fake_az: tuple[dict[str, str], Path]) -> None:
     env, state = fake_az
-    expected = {g["appRoleId"] for g in json.loads(gen.GRAPH_GRANTS.read_text())["grants"]}
+    expected = {("graph-sp", g["appRoleId"]) for g in json.loads(gen.GRAPH_GRANTS.read_text())["grants"]}
+    mde = [g["permission"] for g in json.loads(gen.MDE_GRANTS.read_text())["grants"]]
+    assert mde, "no Defender for Endpoint permission declared: the scan is broken"
+    expected |= {("mde-sp", str(uuid.uuid5(uuid.NAMESPACE_URL, p))) for p in mde}  # looked up by value
 
     check = run_script(env, "--check", PRINCIPAL)
     assert check.returncode == 1
@@ -302,7 +321,7 @@ def test_the_grant_script_grants_every_permission_once(fake_az: tuple[dict[str, 
 
     first = run_script(env, PRINCIPAL)
     assert first.returncode == 0, first.stderr
-    assert set(json.loads(state.read_text())["held"]) == expected
+    assert {tuple(h) for h in json.loads(state.read_text())["held"]} == expected
     assert "azureSecurityInsightsPrincipalId): si-sp" in first.stdout
 
     again = run_script(env, PRINCIPAL)
@@ -331,3 +350,39 @@ def test_the_demo_tenant_holds_the_custom_roles_as_the_bicep_defines_them() -> N
             assert defined[f"{name} (demo)"] == custom_role_actions()[role.output], name
     assigned = {a["roleDefinitionName"] for a in identity["roleAssignments"]}
     assert not assigned & set(TOO_BROAD), "the demo identity holds a broad built-in role"
+
+
+def test_the_grant_script_skips_defender_for_endpoint_in_a_tenant_without_it(
+    fake_az: tuple[dict[str, str], Path],
+) -> None:
+    env, state = fake_az
+    state.write_text(json.dumps({**json.loads(state.read_text()), "mde": False}))
+    result = run_script(env, PRINCIPAL)
+    assert result.returncode == 0, result.stderr
+    assert "not in this tenant" in result.stdout
+    assert {sp for sp, _ in json.loads(state.read_text())["held"]} == {"graph-sp"}
+
+
+# --- Microsoft Defender for Endpoint -------------------------------------------------------------------------------
+
+
+def test_every_defender_permission_an_action_declares_is_granted_by_value_when_asked() -> None:
+    grants = json.loads(gen.MDE_GRANTS.read_text())
+    assert grants["resourceAppId"] == "fc780465-2017-40d4-a0c5-307022471b92"  # WindowsDefenderATP
+    assert {g["permission"] for g in grants["grants"]} == {n.name for n in gen.needs() if n.kind == "mde"}
+    graph = bicep.read("modules/graph.bicep")
+    assert "loadJsonContent('../mde-permissions.json')" in graph
+    grant = bicep.declaration(graph, r"resource mdeRoleGrants 'Microsoft\.Graph/appRoleAssignedTo@v1\.0'")
+    assert "for grant in mdeGrants.grants: if (grantDefenderForEndpoint)" in grant
+    assert "resourceId: mde.id" in grant and "principalId: principalId" in grant
+    assert "role.value == grant.permission" in grant and "contains(role.allowedMemberTypes, 'Application')" in grant
+    call = bicep.modules(MAIN, "modules/graph.bicep")["graph"]
+    assert "grantDefenderForEndpoint: grantDefenderForEndpoint" in call
+    assert re.search(r"^param grantDefenderForEndpoint bool = false$", MAIN, re.M)
+
+
+def test_the_demo_identity_holds_every_defender_permission_the_actions_declare() -> None:
+    import yaml
+
+    identity = yaml.safe_load((bicep.ROOT / "local/cloud/tenants/demo.yaml").read_text())["tenant"]["riposteIdentity"]
+    assert set(identity["mdePermissions"]) == {n.name for n in gen.needs() if n.kind == "mde"}

@@ -27,6 +27,7 @@ LEFT_TO_DEFAULT: dict[str, str] = {
     "RIPOSTE_GRAPH_ENDPOINT": "the public cloud's Microsoft Graph by default; set it for a sovereign cloud",
     "RIPOSTE_ARM_ENDPOINT": "the public cloud's Resource Manager by default; set it for a sovereign cloud",
     "RIPOSTE_LOGANALYTICS_ENDPOINT": "the public cloud's Log Analytics API by default; set it for a sovereign cloud",
+    "RIPOSTE_MDE_ENDPOINT": "the public cloud's Defender for Endpoint API by default; set it for a sovereign cloud",
     "RIPOSTE_CA_BUNDLE": "the local stack only: it trusts the emulated cloud's certificate",
     # responders and limiters
     "RIPOSTE_CAPTURE_DEFAULT_SECONDS": "packet capture tuning with Microsoft's recommended 5 minutes as default",
@@ -34,6 +35,7 @@ LEFT_TO_DEFAULT: dict[str, str] = {
     "RIPOSTE_CAPTURE_MAX_BYTES": "packet capture tuning with a safe default",
     "RIPOSTE_IDENTITY_PROTECTION_RPS": "the default is Microsoft's documented Identity Protection limit",
     "RIPOSTE_LOGANALYTICS_CONCURRENCY": "the default is Microsoft's documented Log Analytics limit",
+    "RIPOSTE_MDE_CALLS_PER_MINUTE": "the default keeps within Microsoft's documented Defender for Endpoint limit",
     "RIPOSTE_SENTINEL_WRITES_PER_5MIN": "the default is Microsoft's documented Sentinel write limit",
     "RIPOSTE_SENTINEL_WRITE_WINDOW_SECONDS": "the window of Sentinel's documented write limit",
     "RIPOSTE_MAX_RETRIES": "retry tuning with a safe default",

@@ -122,6 +122,7 @@ FORMATS = [
     ("graph_endpoint", "graph.microsoft.com", "absolute URL"),
     ("arm_endpoint", "ftp://management.azure.com", "absolute URL"),
     ("loganalytics_endpoint", "https://", "absolute URL"),
+    ("mde_endpoint", "api.security.microsoft.com", "absolute URL"),
     ("notify_webhook_url", "hooks.example.com/workflows/1?sig=s3cr3t", "absolute URL"),
     ("managed_identity_client_id", "riposte-identity", "not a GUID"),
     ("subscription_id", "contoso-prod", "not a GUID"),
