@@ -2,7 +2,7 @@
 
 import azure.functions as func
 
-from shared.api import health, intake_routes, runs_routes, worker
+from shared.api import health, intake_routes, openapi, runs_routes, worker
 from shared.api.context import configured  # with bad settings, a route answers 503 naming the setting
 from shared.azure.storage import POISON_QUEUE, WORK_QUEUE
 
@@ -96,3 +96,9 @@ async def run_poison(msg: func.QueueMessage) -> None:
 @app.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def health_check(req: func.HttpRequest) -> func.HttpResponse:
     return health.get_health(req)
+
+
+@app.function_name("openapi")
+@app.route(route="openapi.json", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def openapi_document(req: func.HttpRequest) -> func.HttpResponse:
+    return openapi.get_openapi(req)

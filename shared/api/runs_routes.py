@@ -8,8 +8,9 @@ import json
 from typing import Any
 
 import azure.functions as func
+from pydantic import BaseModel
 
-from shared.api import auth
+from shared.api import auth, contract
 from shared.api.context import get_service
 from shared.api.responses import error_response, intake_error_response, json_response
 from shared.intake import Incident, IntakeError, decode_json_body, normalise
@@ -55,16 +56,22 @@ async def submit_incident(
         )
     except ServiceError as error:
         return error_response(error.status, error.code, error.message, error.target)
-    body = {
-        "status": "accepted" if submission.created else "duplicate",
-        "incident": incident.summary(),
-        "runs": submission.runs,
-    }
+    body = contract.Submission.model_validate(
+        {
+            "status": "accepted" if submission.created else "duplicate",
+            "incident": incident.summary(),
+            "runs": submission.runs,
+        }
+    )
     if not submission.runs:
-        body.update(status="no_playbook", reason=submission.unmatched_reason)
-        return json_response(body, 200)
+        body.status, body.reason = "no_playbook", submission.unmatched_reason
+        return json_response(_dump(body), 200)
     headers = {"Location": submission.runs[0]["location"], "Retry-After": str(RETRY_AFTER_S)}
-    return json_response(body, 202 if submission.created else 200, headers)
+    return json_response(_dump(body), 202 if submission.created else 200, headers)
+
+
+def _dump(body: BaseModel) -> dict[str, Any]:
+    return body.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
 async def post_incident(req: func.HttpRequest) -> func.HttpResponse:
@@ -108,8 +115,7 @@ async def list_runs(req: func.HttpRequest) -> func.HttpResponse:
     except ValueError:
         return error_response(400, "InvalidValue", "limit must be a whole number.", "limit")
     runs = await service.store.list_runs(limit=limit, status=req.params.get("status"))
-    keys = ("id", "playbook", "status", "dryRun", "createdAt", "finishedAt", "reason", "incidentArmId", "title")
-    return json_response({"value": [{k: r.get(k) for k in keys} for r in runs]})
+    return json_response(contract.RunList.model_validate({"value": runs}).model_dump(mode="json", by_alias=True))
 
 
 async def decide(req: func.HttpRequest, decision: str) -> func.HttpResponse:
@@ -119,18 +125,13 @@ async def decide(req: func.HttpRequest, decision: str) -> func.HttpResponse:
     if isinstance(caller, func.HttpResponse):
         return caller
     try:
-        body = _body(req, optional=True)
+        body = contract.parse(contract.DecisionRequest, _body(req, optional=True))
     except IntakeError as error:
         return intake_error_response(error)
-    if not isinstance(body, dict):
-        return error_response(400, "InvalidValue", "The body must be a JSON object.", "body")
-    step, comment = body.get("step"), body.get("comment", "")
-    if (step is not None and not isinstance(step, str)) or not isinstance(comment, str):
-        return error_response(400, "InvalidValue", "step and comment must be strings.", "step")
     service = await get_service()
     try:
         run = await service.decide(
-            req.route_params["id"], decision, caller.label, by_id=caller.object_id, step=step, comment=comment
+            req.route_params["id"], decision, caller.label, by_id=caller.object_id, step=body.step, comment=body.comment
         )
     except ServiceError as error:
         return error_response(error.status, error.code, error.message, error.target)
@@ -216,44 +217,39 @@ async def manual_run(req: func.HttpRequest) -> func.HttpResponse:
     if isinstance(caller, func.HttpResponse):
         return caller
     try:
-        body = _body(req)
+        body = contract.parse(contract.ManualRunRequest, _body(req))
     except IntakeError as error:
         return intake_error_response(error)
-    if not isinstance(body, dict):
-        return error_response(400, "InvalidValue", "The body must be a JSON object.", "body")
-    dry_run = body.get("dryRun", False)
-    if not isinstance(dry_run, bool):
-        return error_response(400, "InvalidValue", "dryRun must be true or false.", "dryRun")
     settings = get_settings()
     try:
-        if "incident" in body:
-            incident = normalise(body["incident"], max_entities=settings.max_entities)
-        elif "entities" in body:
+        if body.incident is not None:
+            incident = normalise(body.incident, max_entities=settings.max_entities)
+        elif body.entities is not None:
             incident = normalise(_synthetic_alert(body), max_entities=settings.max_entities)
         else:
             return error_response(400, "MissingField", "Give an incident payload or a list of entities.", "incident")
     except IntakeError as error:
-        error.target = f"incident.{error.target}" if "incident" in body else error.target
+        error.target = f"incident.{error.target}" if body.incident is not None else error.target
         return intake_error_response(error)
     return await submit_incident(
         incident,
         playbook=req.route_params["name"],
-        dry_run=dry_run,
+        dry_run=body.dry_run,
         idempotency_key=req.headers.get("idempotency-key"),
         by=caller.label,
         by_id=caller.object_id,
     )
 
 
-def _synthetic_alert(body: dict[str, Any]) -> dict[str, Any]:
+def _synthetic_alert(body: contract.ManualRunRequest) -> dict[str, Any]:
     """Bare entities become a SecurityAlert so they go through the same intake as everything else."""
-    title = body.get("title", "Manual run")
+    request = body.model_dump(mode="json", by_alias=True, exclude_none=True)
     return {
         "SystemAlertId": "manual-"
-        + hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:32],
-        "AlertDisplayName": title if isinstance(title, str) else "Manual run",
-        "Severity": body.get("severity", "Medium"),
+        + hashlib.sha256(json.dumps(request, sort_keys=True, default=str).encode()).hexdigest()[:32],
+        "AlertDisplayName": body.title,
+        "Severity": body.severity,
         "Status": "New",
         "ProductName": "Riposte manual run",
-        "Entities": body["entities"],
+        "Entities": body.entities,
     }

@@ -98,11 +98,9 @@ def refusal(error: pytest.ExceptionInfo[AuthFailure]) -> tuple[int, str, str]:
 # --- the route table -----------------------------------------------------------------------------------------------
 
 
-def test_every_route_of_function_app_has_a_declared_access_rule() -> None:
-    import function_app
-
+def test_every_route_of_function_app_has_a_declared_access_rule(functions: list[Any]) -> None:
     declared = set(auth.ANALYST_ROUTES) | auth.MACHINE_ROUTES | auth.ANONYMOUS_ROUTES
-    triggers: dict[str, Any] = {str(f.get_function_name()): f.get_trigger() for f in function_app.app.get_functions()}
+    triggers: dict[str, Any] = {str(f.get_function_name()): f.get_trigger() for f in functions}
     kinds = {name: trigger.get_binding_name() for name, trigger in triggers.items()}
     assert {name for name, kind in kinds.items() if kind in ("httpTrigger", "eventGridTrigger")} == declared
     for name in declared:
