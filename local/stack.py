@@ -336,6 +336,8 @@ class Player:
         if account_run:
             self.show(self.wait(account_run))
 
+        self.triage()
+
         console.rule("2. The same incident delivered again")
         again = self.post_sample("sentinel-incident-compromised-account.json")
         console.print(f"status {again.get('status')}: the same run {self.run_ids(again)}, no new one")
@@ -386,6 +388,28 @@ class Player:
             console.print(f"POST /api/runs/{account_run}/rollback -> {r.status_code}")
             self.show(self.wait(account_run))
         return len(self.problems)
+
+    def triage(self) -> None:
+        """The triage playbook run by name on the same incident: its comment shows the threat intelligence hit, the
+        VIP watchlist match and the risk score with its reasons."""
+        console.rule("1b. Triage of the same incident: enrichment and a risk score with its reasons")
+        payload = json.loads((SAMPLES / "sentinel-incident-compromised-account.json").read_text(encoding="utf-8"))
+        r = self.client.post("/api/playbooks/triage/runs", json={"incident": payload})
+        console.print(f"POST /api/playbooks/triage/runs -> {r.status_code}")
+        for run_id in self.run_ids(r.json()) if r.status_code < 400 else []:
+            run = self.wait(run_id)
+            self.show(run)
+            incident = str(run.get("incidentArmId") or "").lower()
+            found = [
+                i for i in self.cloud.get("/tenant").json()["sentinel"]["incidents"] if i["id"].lower() == incident
+            ]
+            messages = [c["properties"]["message"] for i in found for c in i.get("comments", [])]
+            comment = next((m for m in messages if "Riposte: triage" in m), "")
+            expected = ("Risk score:", "threat intelligence names the address", "VIPUsers watchlist")
+            missing = [text for text in expected if text not in comment]
+            console.print(f"the triage comment ({len(comment):,} characters) shows: " + ", ".join(expected))
+            if missing:
+                self.problems.append(f"the triage comment lacks {missing}")
 
 
 def _request_for(name: str, body: Any) -> tuple[str, dict[str, str]]:

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 app = typer.Typer(help="Riposte: SOAR playbooks for Microsoft Sentinel and Defender for Cloud.", no_args_is_help=True)
@@ -101,6 +102,24 @@ def show_run(run: dict[str, Any]) -> None:
             detail[:100],
         )
     console.print(table)
+    show_findings(run)
+
+
+def show_findings(run: dict[str, Any]) -> None:
+    """The risk score and the findings' details, as the incident comment shows them (the same tables)."""
+    from shared.engine.sections import detail_sections, score_section
+
+    writeback: dict[str, Any] = next((s for s in run["steps"] if s["kind"] == "writeback"), {})
+    scored = (writeback.get("outcome") or {}).get("score")
+    sections = ([score_section(scored)] if scored else []) + detail_sections(run["steps"])
+    for section in sections:
+        console.print(f"[bold]{escape(section.title)}[/bold]")
+        table = Table(*section.headers, box=None)
+        for row in section.rows:
+            table.add_row(*(escape(c) for c in row))
+        console.print(table)
+        if section.note:
+            console.print(f"[dim]{section.note}[/dim]")
 
 
 @app.command()

@@ -17,6 +17,7 @@ from shared import telemetry
 from shared.actions.model import Finding, IncidentNote, Outcome, Status
 from shared.engine.model import ApprovalState, PollState, Run, RunStatus, StepState, StepStatus
 from shared.engine.planner import WRITEBACK
+from shared.engine.scoring import score
 from shared.engine.writeback import summary
 from shared.playbook.conditions import ConditionError, evaluate, is_true
 from shared.playbook.model import ActionStep, Playbook, duration_seconds
@@ -195,6 +196,7 @@ class Runner:
             "results": results,
             "errors": errors,
             "run": {"id": run.id, "dryRun": run.dry_run, "playbook": run.playbook},
+            "score": score(self.playbook, run),
         }
 
     def _params(self, spec: dict[str, Any], variables: dict[str, Any]) -> dict[str, Any]:
@@ -370,8 +372,9 @@ class Runner:
             change_status = is_true(writeback.when, self.variables(run, step))
         except ConditionError:
             change_status = False
+        scored = score(self.playbook, run) if self.playbook.score else None
         note = IncidentNote(
-            html=summary(run, self.clock()) if writeback.comment else None,
+            html=summary(run, self.clock(), scored) if writeback.comment else None,
             add_labels=tuple(writeback.labels),
             status=writeback.status if change_status else None,
             severity=writeback.severity if change_status else None,
@@ -380,7 +383,7 @@ class Runner:
         if writes is None:
             return await self._finish(run, step, StepStatus.SKIPPED, "the incident has nowhere to write back to")
         results = [outcome.model_dump(mode="json", by_alias=True) for outcome in writes]
-        step.outcome = {"writes": results}
+        step.outcome = {"writes": results, **({"score": scored} if scored is not None else {})}
         failed = [r for r in results if r.get("status") == Status.FAILED.value]
         if failed and all(r.get("retryable") for r in failed):
             retried = await self._retry_later(run, step, "; ".join(r.get("reason", "") for r in failed))

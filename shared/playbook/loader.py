@@ -97,6 +97,8 @@ def check_references(playbook: Playbook, origin: str) -> list[PlaybookProblem]:
         check_cel(f"{where}.when", action.when)
         _check_action_extras(action, where, check_cel, check_uses)
     check_cel("writeback.when", playbook.writeback.when)
+    for i, rule in enumerate(playbook.score):
+        check_cel(f"score[{i}].when", rule.when)
     return problems
 
 

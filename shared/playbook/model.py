@@ -183,6 +183,15 @@ class WriteBack(_Strict):
     when: str | None = Field(None, description="A CEL condition for the status/severity change")
 
 
+class ScoreRule(_Strict):
+    """Points the risk score gets for each instance of an enrichment whose finding makes `when` true."""
+
+    finding: str = Field(description="The id of the enrichment step whose findings the rule reads")
+    when: str = Field(description="A CEL condition over `finding` (this instance's data), `entity` and `incident`")
+    points: int = Field(ge=-100, le=100)
+    reason: str = Field(min_length=1, max_length=200, description="Why the points, as the incident comment shows it")
+
+
 class Playbook(_Strict):
     name: str = Field(pattern=r"^[a-z][a-z0-9-]{1,62}$")
     description: str = ""
@@ -192,6 +201,7 @@ class Playbook(_Strict):
     actions: tuple[ActionStep, ...] = ()
     writeback: WriteBack = Field(default_factory=lambda: WriteBack())
     approvers: Approvers | None = Field(None, description="Who may decide every gated step that names no approvers")
+    score: tuple[ScoreRule, ...] = Field((), description="The risk score's rules; CEL reads the result as `score`")
 
     def approver_groups(self, step: ActionStep) -> tuple[str, ...]:
         """The groups whose members may decide `step`'s approval; () when any Riposte.Approve holder may."""
@@ -215,6 +225,9 @@ class Playbook(_Strict):
             if set(step.needs) - enrich_ids:
                 raise ValueError(f"enrichment {step.id} can only need other enrichments")
         _check_acyclic({s.id: s.needs for s in (*self.enrich, *self.actions)})
+        for rule in self.score:
+            if rule.finding not in enrich_ids:
+                raise ValueError(f"score rule for {rule.finding!r}: no enrichment step has that id")
         return self
 
 

@@ -39,6 +39,7 @@ def test_every_action_is_in_the_catalogue_and_every_catalogued_action_exists() -
         model.Approvers,
         model.WaitUntil,
         model.WriteBack,
+        model.ScoreRule,
     ],
 )
 def test_every_playbook_field_is_documented(schema: type[BaseModel]) -> None:
