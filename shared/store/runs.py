@@ -41,7 +41,7 @@ ROLLBACK_ROW = "control|rollback"
 INDEX_PARTITION = "index"
 INDEX_EPOCH_MS = 10**15  # creation times in ms counted down from this sort newest first
 _ACTIVE = {s.value for s in RunStatus if s.active}
-_CHUNK = 30_000  # characters per property: 60 KB as UTF-16, under the 64 KiB limit
+_CHUNK = 30_000  # UTF-16 code units per property (60 KB), under the 64 KiB limit
 _BAD_KEY_CHARS = re.compile(r"[/\\#?\x00-\x1f\x7f]")
 
 
@@ -51,10 +51,25 @@ class LostLease(Exception):
 
 def pack(document: Any) -> dict[str, Any]:
     text = json.dumps(document, separators=(",", ":"), ensure_ascii=False)
-    parts = [text[i : i + _CHUNK] for i in range(0, len(text), _CHUNK)] or [""]
+    parts = _utf16_parts(text) or [""]
     packed: dict[str, Any] = {f"doc{i}": part for i, part in enumerate(parts)}
     packed["parts"] = len(parts)
     return packed
+
+
+def _utf16_parts(text: str) -> list[str]:
+    """`text` in pieces of at most _CHUNK UTF-16 code units. The table limit counts UTF-16: a character past U+FFFF
+    (an emoji) takes two units, so 30,000 of them in one piece would be 120 KB and refused."""
+    parts = []
+    start = 0
+    while start < len(text):
+        end = min(len(text), start + _CHUNK)
+        units = len(text[start:end].encode("utf-16-le", "surrogatepass")) // 2
+        if units > _CHUNK:
+            end -= units - _CHUNK  # a character is at least one unit: dropping one per unit over is enough
+        parts.append(text[start:end])
+        start = end
+    return parts
 
 
 def unpack(entity: dict[str, Any]) -> Any:

@@ -136,3 +136,23 @@ def test_a_lone_surrogate_anywhere_is_a_400(
 ) -> None:
     response = client.post(path, content=json.dumps(document), headers={"content-type": "application/json"})
     assert_error(response, 400, "InvalidString", target)
+
+
+def test_text_past_the_basic_plane_is_stored_whatever_its_length(host_url: str) -> None:
+    """Table storage counts a property's 64 KiB in UTF-16: an emoji is two units, so splitting the stored JSON every
+    30,000 characters made a 120 KB property of an alert id made of emoji, and the delivery was a 500."""
+    event = json.loads((SAMPLES / "defender-alert-cloudevent.json").read_text())
+    event["id"] = "astral-alert-id"
+    event["data"]["SystemAlertId"] = "\N{PILE OF POO}" * 20_000
+    response = httpx.post(
+        f"{host_url}/api/events",
+        content=json.dumps(event, ensure_ascii=False).encode(),
+        params={"dryRun": "true"},
+        headers=KEY | {"content-type": "application/cloudevents+json"},
+        timeout=60,
+    )
+    assert response.status_code == 202, response.text
+    run_id = response.json()["incidents"][0]["runs"][0]["id"]
+    stored = httpx.get(f"{host_url}/api/runs/{run_id}", headers=KEY, timeout=30)
+    assert stored.status_code in (200, 202), stored.text
+    assert stored.json()["incident"]["name"] == event["data"]["SystemAlertId"]
