@@ -41,6 +41,9 @@ GRAPH_APP_ROLE_IDS: dict[str, str] = {
     "IdentityRiskyUser.Read.All": "dc5007c0-2d7d-4c42-879c-2dab87571379",
     "IdentityRiskyUser.ReadWrite.All": "656f6061-f9fe-4807-9708-6a2e0934df76",
     "IdentityRiskEvent.Read.All": "6e472fd1-ad78-48da-a0f0-97ab2c6b769e",
+    "AuditLog.Read.All": "b0afded3-3588-46d8-8b3d-9842eff778da",
+    "Directory.Read.All": "7ab1d382-f21e-4acd-a863-ba3e13f7da61",
+    "IdentityRiskyServicePrincipal.Read.All": "607c7344-0eed-41e5-823a-9695ebe1b7b0",
 }
 
 

@@ -9,6 +9,7 @@ from local.cloud.arm_network import NetworkProvider
 from local.cloud.arm_resources import ResourcesProvider
 from local.cloud.arm_sentinel import SentinelProvider
 from local.cloud.graph import GraphProvider
+from local.cloud.graph_signins import GraphSigninsProvider
 from local.cloud.identity import IdentityProvider
 from local.cloud.loganalytics import LogAnalyticsProvider
 from local.cloud.mde import MdeProvider
@@ -21,6 +22,7 @@ PROVIDERS: tuple[type[Provider], ...] = (
     IdentityProvider,
     AdminProvider,
     GraphProvider,
+    GraphSigninsProvider,
     ResourcesProvider,
     ComputeProvider,
     NetworkProvider,

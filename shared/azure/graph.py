@@ -53,6 +53,7 @@ USER_FIELDS = (
 MEMBERSHIP_PAGE_SIZE = 999  # Graph's largest page for directoryObject collections: fewest round trips
 RISK_DETECTION_PAGE_SIZE = 500  # the largest $top riskDetections accepts (its default page is 20)
 KIOTA_MAX_RETRIES = 10  # RetryHandlerOption refuses more
+SIGNIN_PAGE_SIZE = 500  # the sign-in log's page (at most 1,000)
 
 T = TypeVar("T")
 
@@ -310,6 +311,35 @@ class GraphAdapter:
         ids = [object_id(u) for u in user_ids]
         await self._call(self.client.identity_protection.risky_users.dismiss.post(DismissPostRequestBody(user_ids=ids)))
         return {"userIds": ids}
+
+    # ------------------------------------------------------------------------------------------ sign-in logs
+    async def list_signins(self, user_id: str, since: datetime, max_pages: int = 2) -> list[dict[str, Any]]:
+        """GET /auditLogs/signIns for one user since `since` (interactive sign-ins, with their risk fields when the
+        tenant has Entra ID P2), newest first: at most `max_pages` pages of SIGNIN_PAGE_SIZE."""
+        from kiota_abstractions.base_request_configuration import RequestConfiguration
+        from msgraph.generated.audit_logs.sign_ins.sign_ins_request_builder import SignInsRequestBuilder
+
+        builder = self.client.audit_logs.sign_ins
+        # A canonical GUID and a formatted time: nothing else reaches the filter.
+        query = SignInsRequestBuilder.SignInsRequestBuilderGetQueryParameters(
+            filter=f"userId eq '{object_id(user_id)}' and createdDateTime ge {odata_time(since)}",
+            top=SIGNIN_PAGE_SIZE,
+        )
+        request = builder.to_get_request_information(RequestConfiguration(query_parameters=query))
+        found: list[dict[str, Any]] = await self._pages(request, builder, max_pages)
+        found.sort(key=lambda s: str(s.get("createdDateTime") or ""), reverse=True)
+        return found
+
+    async def get_risky_service_principal(self, principal_id: str) -> dict[str, Any] | None:
+        """GET /identityProtection/riskyServicePrincipals/{id}; None when Identity Protection has no record of it."""
+        builder = self.client.identity_protection.risky_service_principals.by_risky_service_principal_id(
+            object_id(principal_id)
+        )
+        try:
+            risky = await self._read(builder.to_get_request_information())
+        except NotFound:
+            return None
+        return entity(risky) if risky is not None else None
 
 
 ADAPTER = GraphAdapter
