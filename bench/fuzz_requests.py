@@ -326,6 +326,13 @@ def health(draw: Draw, shapes: Shapes) -> Request:
     return Request("health", "GET", "/api/health", params, headers)
 
 
+def openapi(draw: Draw, shapes: Shapes) -> Request:
+    headers, params = shapes.caller(draw)
+    if draw(BOOL):
+        params[_printable(draw(TEXT)) or "x"] = draw(QUERY_VALUE)
+    return Request("openapi", draw(st.sampled_from(["GET", "GET", "HEAD"])), "/api/openapi.json", params, headers)
+
+
 _ROUTES: list[tuple[Callable[[Draw, Shapes], Request], int]] = [
     (incidents, 4),
     (events, 2),
@@ -338,6 +345,7 @@ _ROUTES: list[tuple[Callable[[Draw, Shapes], Request], int]] = [
     (playbooks, 1),
     (manual_run, 3),
     (health, 1),
+    (openapi, 1),
 ]
 
 
