@@ -65,6 +65,7 @@ AZURE_ROLES: dict[str, AzureRole] = {
     "Microsoft Sentinel Responder": AzureRole("3e150937-b8fe-4cfb-8069-0eaf05ecd056", "workspace"),
     "Microsoft Sentinel Reader": AzureRole("8d289c81-5878-46d4-8554-54e1e3d8b5cb", "workspace"),
     "Log Analytics Reader": AzureRole("73c42c96-874c-492b-b04d-ab87d138a893", "workspace"),
+    "Security Reader": AzureRole("39bc4728-0917-49c7-9d2c-d95423bc2eb4", "targets"),
     "Riposte VM Responder": AzureRole("", "targets", "vmResponderRoleId"),
     "Riposte Network Responder": AzureRole("", "targets", "networkResponderRoleId"),
     "Riposte Capture Storage": AzureRole("", "capture", "captureStorageRoleId"),

@@ -7,6 +7,7 @@ from local.cloud.arm_authorization import AuthorizationProvider
 from local.cloud.arm_compute import ComputeProvider
 from local.cloud.arm_network import NetworkProvider
 from local.cloud.arm_resources import ResourcesProvider
+from local.cloud.arm_security import SecurityProvider
 from local.cloud.arm_sentinel import SentinelProvider
 from local.cloud.graph import GraphProvider
 from local.cloud.graph_signins import GraphSigninsProvider
@@ -27,6 +28,7 @@ PROVIDERS: tuple[type[Provider], ...] = (
     ComputeProvider,
     NetworkProvider,
     SentinelProvider,
+    SecurityProvider,
     AuthorizationProvider,
     LogAnalyticsProvider,
     MdeProvider,

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from shared.azure.loganalytics import LogAnalyticsAdapter
     from shared.azure.mde import MdeAdapter
     from shared.azure.network import NetworkAdapter
+    from shared.azure.security import SecurityAdapter
     from shared.azure.sentinel import SentinelAdapter
 
 
@@ -88,6 +89,11 @@ class AzureClients:
     @property
     def mde(self) -> MdeAdapter:
         adapter: MdeAdapter = self._adapter("mde")
+        return adapter
+
+    @property
+    def security(self) -> SecurityAdapter:
+        adapter: SecurityAdapter = self._adapter("security")
         return adapter
 
     @property

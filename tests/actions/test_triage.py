@@ -17,25 +17,30 @@ from shared.intake import normalise
 from shared.playbook.loader import bundled_playbooks
 from tests.actions.conftest import ContextFactory
 from tests.actions.test_loganalytics import SPRAY_IP
-from tests.actions.test_sentinel import SIGNIN_INCIDENT, comments, state
+from tests.actions.test_sentinel import MALWARE_INCIDENT, SIGNIN_INCIDENT, comments, state
 from tests.conftest import CloudHandle
 from tests.unit.intake.cases import sample
 
 
-async def triage(make_context: ContextFactory, **overrides: Any) -> Run:
+async def triage(
+    make_context: ContextFactory,
+    name: str = "sentinel-incident-compromised-account.json",
+    arm_id: str = SIGNIN_INCIDENT,
+    **overrides: Any,
+) -> Run:
     playbook = bundled_playbooks()["triage"]
-    incident = normalise(sample("sentinel-incident-compromised-account.json"), max_entities=500).summary()
+    incident = normalise(sample(name), max_entities=500).summary()
     run = Run(
         id="triage-1",
         playbook="triage",
         incident=incident,
-        incident_arm_id=SIGNIN_INCIDENT,
+        incident_arm_id=arm_id,
         created_at=0.0,
         updated_at=0.0,
         steps=plan_steps(playbook, incident),
     )
     ctx = make_context(ledger=MemoryLedger(), **overrides)
-    ctx.incident_id = SIGNIN_INCIDENT
+    ctx.incident_id = arm_id
 
     async def checkpoint(_: Run) -> None:
         return None
@@ -74,3 +79,15 @@ async def test_a_failed_lookup_scores_nothing_and_the_run_still_comments(
     assert "riposte-risk-low" in {label["labelName"] for label in state(cloud, SIGNIN_INCIDENT)["labels"]}
     [comment] = comments(cloud, SIGNIN_INCIDENT)
     assert "No scoring rule held." in comment["properties"]["message"]
+
+
+async def test_triage_of_the_compromised_vm(make_context: ContextFactory, cloud: CloudHandle):
+    run = await triage(make_context, "sentinel-incident-compromised-vm.json", MALWARE_INCIDENT)
+    assert run.status is RunStatus.SUCCEEDED, run.reason
+    scored = run.step("writeback").outcome["score"]  # type: ignore[index]
+    reasons = {(p["finding"], p["points"]) for p in scored["points"]}
+    assert {("ti_file.0", 40), ("flows.0", 30), ("posture.0", 10)} <= reasons  # the hash, the attacker, the VM
+    [comment] = comments(cloud, MALWARE_INCIDENT)
+    message = html.unescape(re.sub(r"<[^>]+>", " ", comment["properties"]["message"]))
+    assert "exchanged traffic with an address traffic analytics calls malicious" in message
+    assert "203.0.113.66" in message and "Management ports of virtual machines" in message

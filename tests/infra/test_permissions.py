@@ -39,6 +39,7 @@ PUBLISHED_ROLE_IDS = {
     "Microsoft Sentinel Reader": "8d289c81-5878-46d4-8554-54e1e3d8b5cb",
     "Microsoft Sentinel Automation Contributor": "f4c81013-99ee-4d62-a7ee-b3f1f648599a",
     "Log Analytics Reader": "73c42c96-874c-492b-b04d-ab87d138a893",
+    "Security Reader": "39bc4728-0917-49c7-9d2c-d95423bc2eb4",
     "Storage Blob Data Owner": "b7e6dc6d-f1e8-4753-8033-0f276bb0955b",
     "Storage Queue Data Contributor": "974c5e8b-45b9-4653-ba55-5f855dd0fb88",
     "Storage Table Data Contributor": "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3",
