@@ -124,6 +124,12 @@ class Settings(BaseModel):
     # --- guardrails ---
     protected_users: tuple[str, ...] = Field((), description="Object ids or UPNs automation must never act on")
     protected_groups: tuple[str, ...] = Field((), description="Group object ids whose members are protected")
+    protected_watchlist: str = Field(
+        "",
+        pattern=r"^([A-Za-z0-9][A-Za-z0-9_-]{0,63})?$",
+        description="Alias of a Sentinel watchlist of accounts automation must never act on (UPN or object id as its "
+        "search key); empty: none",
+    )
     protected_resource_prefixes: tuple[str, ...] = Field((), description="ARM id prefixes that are protected")
     protected_resource_tags: tuple[str, ...] = Field(
         ("riposte-protected=true",), description="key=value tags that protect a resource"

@@ -10,7 +10,7 @@ import pytest
 
 from local.cloud.loggen.intel import PAYLOAD_SHA256, PHISHING_DOMAIN
 from shared.actions import executor
-from tests.actions.conftest import ContextFactory
+from tests.actions.conftest import ADELE, BREAKGLASS, ContextFactory
 from tests.actions.test_loganalytics import SPRAY_IP, queries
 from tests.conftest import CloudHandle
 
@@ -138,3 +138,24 @@ async def test_a_failing_service_and_a_slow_one_are_recorded_findings(
     slow = await executor.enrich(make_context(), action, params, time_limit_s=0.3)
     assert not slow.ok and slow.error == "timed out after 0.3 s"
     await asyncio.sleep(1.3)  # the abandoned query ends before the next test's request log starts
+
+
+async def test_a_protected_accounts_watchlist_is_a_guardrail(make_context: ContextFactory, cloud: CloudHandle):
+    ctx = make_context(protected_users=(), protected_watchlist="ProtectedAccounts")
+    guarded = await executor.respond(ctx, "entra.disable_user", {"aadUserId": BREAKGLASS}, key="wl-1")
+    assert guarded.status.value == "skipped"
+    assert guarded.reason == (
+        "guardrail: user breakglass-01@contoso.com is on the ProtectedAccounts watchlist (RIPOSTE_PROTECTED_WATCHLIST)"
+    )
+    dry = make_context(protected_users=(), protected_watchlist="ProtectedAccounts", dry_run=True)
+    other = await executor.respond(dry, "entra.disable_user", {"aadUserId": ADELE}, key="wl-2")
+    assert other.status.value == "dry_run"  # adele is not on it: the action goes ahead
+    assert not [w for w in cloud.changes() if w["service"] == "graph"]
+
+
+async def test_an_unreadable_protected_watchlist_stops_the_action(make_context: ContextFactory, cloud: CloudHandle):
+    cloud.add_fault(match="POST /v1/workspaces/*/query", status=503, count=20)
+    ctx = make_context(protected_users=(), protected_watchlist="ProtectedAccounts", max_retries=0)
+    outcome = await executor.respond(ctx, "entra.disable_user", {"aadUserId": ADELE}, key="wl-3")
+    assert outcome.status.value == "failed" and outcome.retryable and "503" in outcome.reason
+    assert not [w for w in cloud.changes() if w["service"] == "graph"]

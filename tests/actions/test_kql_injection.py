@@ -154,8 +154,9 @@ def test_the_corpus_renders_into_every_text_query_as_one_literal() -> None:
     assert text_queries, "a named query with a text parameter is what this corpus exercises"
     for query in text_queries:
         names = [p.name for p in query.params.values() if p.type == "text"]
+        lists = {p.name: ["OTHER"] for p in query.params.values() if p.type == "list[text]"}
         for name in names:
-            others = {other: "OTHER" for other in names if other != name}
+            others = {**lists, **{other: "OTHER" for other in names if other != name}}
             baseline = query.render(**others, **{name: "PLACEHOLDER"})
             parts = baseline.split("'PLACEHOLDER'")  # a query may use a parameter more than once
             for payload in CORPUS:
@@ -271,3 +272,17 @@ async def test_typed_hunting_parameters_refuse_the_corpus(make_context: ContextF
             finding = await executor.enrich(ctx, action, params)
             assert not finding.ok, (payload, action, params)
     assert cloud.requests(service="loganalytics") == []
+
+
+def test_the_corpus_renders_into_every_text_list_as_one_literal_each() -> None:
+    list_queries = [q for q in load_queries().values() if any(p.type == "list[text]" for p in q.params.values())]
+    assert list_queries, "the protected-accounts watchlist query takes a list of keys"
+    for query in list_queries:
+        [name] = [p.name for p in query.params.values() if p.type == "list[text]"]
+        texts = {p.name: "OTHER" for p in query.params.values() if p.type == "text"}
+        prefix, suffix = query.render(**texts, **{name: ["PLACEHOLDER"]}).split("dynamic(['PLACEHOLDER'])")
+        for payload in CORPUS:
+            rendered = query.render(**texts, **{name: [payload, "second"]})
+            assert rendered.startswith(prefix + "dynamic([") and rendered.endswith(", 'second'])" + suffix)
+            literal = rendered[len(prefix) + len("dynamic([") : len(rendered) - len(", 'second'])" + suffix)]
+            assert kusto_decode(literal) == payload

@@ -53,6 +53,7 @@ LEFT_TO_DEFAULT: dict[str, str] = {
     "RIPOSTE_AUTH_KEYS_MAX_AGE_SECONDS": "signing key cache tuning with a safe default",
     "RIPOSTE_AUTH_KEYS_MIN_REFRESH_SECONDS": "signing key cache tuning with a safe default",
     "RIPOSTE_APPROVER_GROUP_CACHE_SECONDS": "approver group cache tuning with a safe default (one minute)",
+    "RIPOSTE_PROTECTED_WATCHLIST": "optional guardrail; set it as an app setting once the watchlist exists",
     # storage
     "AzureWebJobsStorage": "a connection string is the local stack's (Azurite); infra uses identity-based storage",
     "AzureWebJobsStorage__tableServiceUri": "derived from AzureWebJobsStorage__accountName",

@@ -215,7 +215,11 @@ def test_every_named_query_loads_and_renders_with_its_defaults() -> None:
         queries
     )
     for query in queries.values():
-        values = {p.name: examples[p.type] for p in query.params.values() if p.default is None}
+        values = {
+            p.name: [examples[p.type[5:-1]]] if p.type.startswith("list[") else examples[p.type]
+            for p in query.params.values()
+            if p.default is None
+        }
         text = query.render(**values)
         assert "{" not in re.sub(r"dynamic\(\{.*?\}\)", "", text)  # every placeholder filled
         duckdb_kql.parse(text)  # valid KQL
