@@ -5,9 +5,11 @@ from __future__ import annotations
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any, Protocol
 
 from shared.actions.model import Outcome, Permission, PermissionCheck, Plan, Target
+from shared.kql import NamedQuery, load_queries
 from shared.settings import Settings
 
 
@@ -148,3 +150,25 @@ class ActionContext:
             self.guardrails = Guardrails.from_settings(self.settings)
         if self.budget is None:
             self.budget = SlidingWindowBudget(self.settings.destructive_actions_per_hour)
+
+
+@cache
+def _protected_query() -> NamedQuery:
+    return load_queries()["watchlist_any"]
+
+
+async def watchlist_protection(ctx: ActionContext, target: Target) -> str | None:
+    """The guardrail RIPOSTE_PROTECTED_WATCHLIST adds: why a user target is protected (its UPN or object id is a
+    search key of that Sentinel watchlist, read with _GetWatchlist), or None. A watchlist that cannot be read
+    raises, so the action does not run unchecked."""
+    alias = ctx.settings.protected_watchlist
+    keys = [k for k in (target.upn, target.id) if k]
+    if not alias or target.kind != "user" or not keys:
+        return None
+    if not ctx.settings.workspace_id:
+        raise ValueError("RIPOSTE_PROTECTED_WATCHLIST needs RIPOSTE_WORKSPACE_ID, the workspace that holds it")
+    kql = _protected_query().render(alias=alias, keys=keys)
+    rows = await ctx.azure.logs.query(ctx.settings.workspace_id, kql, None)
+    if not rows:
+        return None
+    return f"user {target.upn or target.id} is on the {alias} watchlist (RIPOSTE_PROTECTED_WATCHLIST)"

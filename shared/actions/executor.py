@@ -14,8 +14,8 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ValidationError
 
 from shared.actions import registry
-from shared.actions.context import ActionContext
-from shared.actions.model import Finding, Outcome, PermissionCheck, Plan, Status, Target
+from shared.actions.context import ActionContext, watchlist_protection
+from shared.actions.model import Finding, Outcome, PermissionCheck, Plan, Status
 
 
 class ActionError(Exception):
@@ -82,7 +82,7 @@ async def respond(
             # must restore is the one recorded before the first attempt, not the one read now.
             plan = plan.model_copy(update={"prior": Plan.model_validate(previous["plan"]).prior})
         assert ctx.guardrails is not None
-        guarded = ctx.guardrails.blocked(plan.target) or await _watchlist_guard(ctx, plan.target)
+        guarded = ctx.guardrails.blocked(plan.target) or await watchlist_protection(ctx, plan.target)
         checks = await _permission_checks(ctx, spec, plan) if ctx.dry_run else ()
         common: dict[str, Any] = dict(
             base, target=plan.target, prior=plan.prior, intended=plan.intended, permissions=checks
@@ -121,14 +121,6 @@ async def respond(
         return Outcome(**base, status=Status.FAILED, reason=str(error))
     except Exception as error:  # an API failure is a recorded outcome; the engine decides whether to retry
         return Outcome(**base, status=Status.FAILED, reason=describe_error(error), retryable=is_transient(error))
-
-
-async def _watchlist_guard(ctx: ActionContext, target: Target) -> str | None:
-    if not ctx.settings.protected_watchlist or target.kind != "user":
-        return None
-    from shared.actions.intel import protected_by_watchlist  # the KQL enrichers import this module
-
-    return await protected_by_watchlist(ctx, target)
 
 
 async def _applied_since(responder: Responder, ctx: ActionContext, plan: Plan, intent_at: float) -> bool:

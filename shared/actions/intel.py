@@ -16,7 +16,6 @@ from pydantic import AfterValidator, Field, model_validator
 
 from shared.actions.context import ActionContext
 from shared.actions.loganalytics import LOG_ANALYTICS_READER, LogsParams, LogsResult, Lookback, run_rows
-from shared.actions.model import Target
 from shared.actions.registry import enricher
 
 Kind = Literal["ip", "domain", "url", "file_hash"]
@@ -127,16 +126,3 @@ async def lookup_watchlist(ctx: ActionContext, params: WatchlistParams) -> Watch
     rows = await run_rows(ctx, "watchlist_lookup", params.workspace_id, alias=params.alias, key=params.key)
     items = [row["WatchlistItem"] for row in rows if isinstance(row.get("WatchlistItem"), dict)]
     return Watchlist(alias=params.alias, key=params.key, matched=bool(rows), items=items)
-
-
-async def protected_by_watchlist(ctx: ActionContext, target: Target) -> str | None:
-    """The guardrail RIPOSTE_PROTECTED_WATCHLIST adds: why a user target is protected (its UPN or object id is a
-    search key of that watchlist), or None. A watchlist that cannot be read raises, so the action does not run."""
-    alias = ctx.settings.protected_watchlist
-    keys = [k for k in (target.upn, target.id) if k]
-    if not alias or target.kind != "user" or not keys:
-        return None
-    rows = await run_rows(ctx, "watchlist_any", None, alias=alias, keys=keys)
-    if not rows:
-        return None
-    return f"user {target.upn or target.id} is on the {alias} watchlist (RIPOSTE_PROTECTED_WATCHLIST)"
