@@ -2,7 +2,7 @@
 
 import azure.functions as func
 
-from shared.api import health, intake_routes, openapi, runs_routes, worker
+from shared.api import console_routes, health, intake_routes, openapi, runs_routes, worker
 from shared.api.context import configured  # with bad settings, a route answers 503 naming the setting
 from shared.azure.storage import POISON_QUEUE, WORK_QUEUE
 
@@ -102,3 +102,9 @@ def health_check(req: func.HttpRequest) -> func.HttpResponse:
 @app.route(route="openapi.json", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def openapi_document(req: func.HttpRequest) -> func.HttpResponse:
     return openapi.get_openapi(req)
+
+
+@app.function_name("console")
+@app.route(route="console/{*path}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def console(req: func.HttpRequest) -> func.HttpResponse:
+    return console_routes.get_console(req)

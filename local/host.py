@@ -67,8 +67,8 @@ class TriggerFunction:
 
 def _route_template(route: str) -> str:
     """Functions route templates to Starlette's: {x:int} -> {x}, {*rest} -> {rest:path}; optional {x?} -> {x}."""
-    route = re.sub(r"\{\*(\w+)\}", r"{\1:path}", route)
-    return re.sub(r"\{(\w+)(?::[^}]*)?\??\}", r"{\1}", route)
+    route = re.sub(r"\{(\w+)(?::[^}]*)?\??\}", r"{\1}", route)  # constraints first: {*rest} is not touched
+    return re.sub(r"\{\*(\w+)\}", r"{\1:path}", route)
 
 
 class FunctionsHost:
@@ -200,9 +200,10 @@ class FunctionsHost:
         Consumption scales HTTP functions and each queue-triggered function on separate instances, and so can we."""
         serves_http = triggers in ("all", "http")
         routes = [
-            Route(f"/api/{_route_template(f.route)}", self.http_endpoint(f), methods=list(_with_head(f.methods)))
+            Route(f"/api/{template}", self.http_endpoint(f), methods=list(_with_head(f.methods)))
             for f in self.http
             if serves_http or f.route == "health"
+            for template in _templates(f.route)
         ]
         if serves_http:
             routes.append(Route("/runtime/webhooks/eventgrid", self.eventgrid_webhook, methods=["POST"]))
@@ -220,6 +221,13 @@ class FunctionsHost:
         app.add_exception_handler(405, _method_not_allowed)
         app.add_exception_handler(404, _not_found)
         return app
+
+
+def _templates(route: str) -> list[str]:
+    """A catch-all parameter ({*rest}) may be empty in Functions: console/{*path} also serves /api/console."""
+    template = _route_template(route)
+    bare = re.sub(r"/?\{\w+:path\}$", "", template)
+    return [template, bare] if bare != template else [template]
 
 
 def _with_head(methods: tuple[str, ...]) -> tuple[str, ...]:

@@ -120,6 +120,11 @@ class Stack:
         return f"http://127.0.0.1:{self.host_port}"
 
     @property
+    def console_url(self) -> str:
+        # The key rides in the fragment, which the browser keeps to itself: the page stores it for its API calls.
+        return f"{self.host_url}/api/console/#key={self.function_key}"
+
+    @property
     def cloud_url(self) -> str:
         return f"https://127.0.0.1:{self.cloud_port}"
 
@@ -218,6 +223,7 @@ class Stack:
     def print_endpoints(self) -> None:
         table = Table(title="Riposte local stack", show_header=False, title_justify="left")
         table.add_row("functions host", f"{self.host_url}/api")
+        table.add_row("console", self.console_url)
         table.add_row("function key", self.function_key)
         table.add_row(
             "analyst token",
@@ -387,6 +393,7 @@ class Player:
             r = self.client.post(f"/api/runs/{account_run}/rollback")
             console.print(f"POST /api/runs/{account_run}/rollback -> {r.status_code}")
             self.show(self.wait(account_run))
+        self.leave_one_for_the_console()
         return len(self.problems)
 
     def triage(self) -> None:
@@ -410,6 +417,14 @@ class Player:
             console.print(f"the triage comment ({len(comment):,} characters) shows: " + ", ".join(expected))
             if missing:
                 self.problems.append(f"the triage comment lacks {missing}")
+
+    def leave_one_for_the_console(self) -> None:
+        """The VM incident once more, as another delivery: its isolation waits for an analyst in the console."""
+        console.rule("8. Waiting for you: approve the isolation in the console")
+        answer = self.post_sample("sentinel-incident-compromised-vm.json", **{"Idempotency-Key": "demo-console"})
+        for run_id in self.run_ids(answer):
+            self.wait(run_id, until=lambda r: any(s["status"] == "awaiting_approval" for s in r["steps"]))
+            console.print(f"open {self.stack.console_url} , sign in, then Approvals (run {run_id})")
 
 
 def _request_for(name: str, body: Any) -> tuple[str, dict[str, str]]:

@@ -289,6 +289,7 @@ class LoginProvider(Provider):
         super().__init__(cloud)
         self.keys = KeyRing()
         self.keys.current  # noqa: B018 - generate the first key at start, not on the first request
+        cloud.signing_keys = self.keys  # the interactive sign-in (signin.py) signs with the same keys
 
     def metadata(self, version: str) -> dict[str, Any]:
         tenant_id = str((self.cloud.doc.get("tenant") or {}).get("id", ""))

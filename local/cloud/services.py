@@ -16,6 +16,7 @@ from local.cloud.loganalytics import LogAnalyticsProvider
 from local.cloud.mde import MdeProvider
 from local.cloud.oidc import LoginProvider
 from local.cloud.provider import Provider
+from local.cloud.signin import SignInProvider
 from local.cloud.sink import SinkProvider
 from local.cloud.state import Cloud
 
@@ -33,6 +34,7 @@ PROVIDERS: tuple[type[Provider], ...] = (
     LogAnalyticsProvider,
     MdeProvider,
     LoginProvider,
+    SignInProvider,
     SinkProvider,
 )
 

@@ -62,6 +62,7 @@ class Cloud:
     ca_path: str = ""
     identity_header: str = ""
     controls: Any = None  # local.cloud.controls.Controls, set by build_app
+    signing_keys: Any = None  # oidc.KeyRing, set by the login provider; the interactive sign-in signs with it too
     # per-service scratch space (operations in flight, caches) that is rebuilt on reset
     runtime: dict[str, Any] = field(default_factory=dict)
     generation: int = 0  # bumped whenever doc is replaced, so caches (e.g. the KQL database) know to rebuild

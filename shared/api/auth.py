@@ -89,7 +89,7 @@ ANALYST_ROUTES: dict[str, Access] = {
     "run_status": Access(READERS, machine_readable=True),
 }
 MACHINE_ROUTES = frozenset({"incidents", "events", "defender_alert"})
-ANONYMOUS_ROUTES = frozenset({"health", "openapi"})  # the contract is public, as the source is
+ANONYMOUS_ROUTES = frozenset({"health", "openapi", "console"})  # the contract and the console's files are public
 
 
 @dataclass(frozen=True)

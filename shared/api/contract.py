@@ -187,6 +187,7 @@ class Operation:
     visibility: str = "important"  # the Logic Apps connector's x-ms-visibility
 
 
+CONSOLE_MEDIA = "text/html,text/javascript,text/css,image/svg+xml,image/png,application/json"
 STATUSES = [status.value for status in RunStatus]
 RUN_ID = Param("id", "path", "The run id", required=True)
 IDEMPOTENCY = Param("Idempotency-Key", "header", "The delivery key: the same key gives the same runs")
@@ -288,6 +289,13 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation(
         "health", "GET", "/health", "Health", "Health", "Liveness and a settings check.", "Operations",
         {200: Answer("Healthy", Health)}, (503,), security=(), visibility="internal",
+    ),
+    Operation(
+        "console", "GET", "/console/{path}", "Console", "The console",
+        "The analysts' console (static files) and its sign-in configuration (config.json).", "Operations",
+        {200: Answer("A file of the console", None, media=CONSOLE_MEDIA)}, (404, 503),
+        params=(Param("path", "path", "A file of the console (empty: the page)", required=True),),
+        security=(), visibility="internal",
     ),
     Operation(
         "openapi", "GET", "/openapi.json", "OpenApi", "This document", "The OpenAPI 3.1 document of this API.",

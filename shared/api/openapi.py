@@ -97,7 +97,7 @@ def _answer(answer: Answer) -> dict[str, Any]:
     elif answer.model is not None:
         body["content"] = _content(_ref(answer.model))
     elif answer.media:
-        body["content"] = _content({"type": "object"}, answer.media)
+        body["content"] = {media: {"schema": {}} for media in answer.media.split(",")}
     if answer.headers:
         body["headers"] = {name: {**HEADERS[name], "required": True} for name in answer.headers}
     return body

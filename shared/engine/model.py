@@ -90,6 +90,8 @@ class StepState(_Model):
     outcome: dict[str, Any] | None = None
     undo: dict[str, Any] | None = None
     approval: ApprovalState | None = None
+    # What an approver is shown: the action's dry-run preview (plan, guardrails, permission checks) taken when asked
+    preview: dict[str, Any] | None = None
     poll: PollState | None = None
     reason: str = ""
     attempts: int = 0

@@ -294,6 +294,7 @@ class Runner:
                 step.reason = f"would wait for approval{by} ({approval.when})"
                 return None
             step.status = StepStatus.AWAITING_APPROVAL
+            step.preview = preview.model_dump(mode="json", by_alias=True)
             step.approval = ApprovalState(
                 quorum=approval.quorum,
                 deadline=self.clock() + duration_seconds(approval.timeout),

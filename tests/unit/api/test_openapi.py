@@ -23,7 +23,8 @@ def _routes(functions: list[Any]) -> set[tuple[str, str, str]]:
         if trigger.get_binding_name() != "httpTrigger":
             continue
         for method in trigger.methods:
-            found.add((str(function.get_function_name()), f"/{trigger.route}", str(getattr(method, "value", method))))
+            path = f"/{trigger.route}".replace("{*", "{")  # a catch-all parameter is a path parameter in OpenAPI
+            found.add((str(function.get_function_name()), path, str(getattr(method, "value", method))))
     return found
 
 
