@@ -103,6 +103,12 @@ param isolationAllowedPrefixes array = []
 @description('RIPOSTE_BLOCK_IP_NSGS: ARM ids of the NSGs network.block_ip writes deny rules to')
 param blockIpNsgIds array = []
 
+@description('RIPOSTE_PROTECTED_IP_RANGES: address prefixes Riposte never blocks (its own egress, management ranges)')
+param protectedIpRanges array = []
+
+@description('RIPOSTE_BLOCKED_IPS_NAMED_LOCATION_ID: object id of the Conditional Access IP named location entra.block_ip_in_named_location adds addresses to')
+param blockedIpsNamedLocationId string = ''
+
 @secure()
 @description('RIPOSTE_NOTIFY_WEBHOOK_URL: Teams-compatible incoming webhook for notify.send_webhook (a secret)')
 param notifyWebhookUrl string = ''
@@ -207,6 +213,8 @@ var riposteSettings = {
   RIPOSTE_DESTRUCTIVE_ACTIONS_PER_HOUR: string(destructiveActionsPerHour)
   RIPOSTE_ISOLATION_ALLOWED_PREFIXES: join(isolationAllowedPrefixes, ',')
   RIPOSTE_BLOCK_IP_NSGS: join(blockIpNsgIds, ',')
+  RIPOSTE_PROTECTED_IP_RANGES: join(protectedIpRanges, ',')
+  RIPOSTE_BLOCKED_IPS_NAMED_LOCATION_ID: blockedIpsNamedLocationId
   RIPOSTE_CAPTURE_STORAGE_ACCOUNT_ID: captureStorageAccountId
   RIPOSTE_NOTIFY_WEBHOOK_URL: notifyWebhookUrl
   // Flex Consumption scales the queue workers out: their limiters share one budget per tenant in table storage.

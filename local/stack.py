@@ -48,6 +48,7 @@ DEMO_SETTINGS = {
     "RIPOSTE_CAPTURE_STORAGE_ACCOUNT_ID": f"/subscriptions/{DEMO_SUBSCRIPTION}/resourceGroups/rg-soc/providers/"
     "Microsoft.Storage/storageAccounts/stcontosocaptures",
     "RIPOSTE_CAPTURE_DEFAULT_SECONDS": "15",
+    "RIPOSTE_BLOCKED_IPS_NAMED_LOCATION_ID": "8d1f3b5c-7e9a-4b2d-8f6e-1a3c5e7b9d01",  # Riposte blocked IPs
     "RIPOSTE_LRO_POLL_SECONDS": "0.5",
     # analysts' tokens: the tenant, and Riposte's API app registration (client id and Application ID URI)
     "RIPOSTE_AUTH_TENANT_ID": DEMO_TENANT,
@@ -315,6 +316,10 @@ class Player:
             and "/msi/" not in e["path"]
         ]
 
+    def compromised_device(self) -> None:
+        _compromised_device(self)
+        _compromised_app(self)
+
     def run_ids(self, answer: dict[str, Any]) -> list[str]:
         runs = answer.get("runs") or [r for i in answer.get("incidents", []) for r in i["runs"]]
         return [r["id"] for r in runs]
@@ -376,7 +381,9 @@ class Player:
                 console.print(f"POST /api/runs/{run_id}/approve {step} -> {r.status_code}")
             self.show(self.wait(run_id, timeout=120))
 
-        console.rule("6. A Defender for Cloud alert over Event Grid (and the native trigger: one run)")
+        self.compromised_device()
+
+        console.rule("8. A Defender for Cloud alert over Event Grid (and the native trigger: one run)")
         answer = self.post_sample("defender-alert-eventgrid.json", "/api/events")
         r = self.client.post(
             "/runtime/webhooks/eventgrid",
@@ -389,7 +396,7 @@ class Player:
             self.show(self.wait(run_id))
 
         if account_run:
-            console.rule("7. Rolling back the compromised-account run")
+            console.rule("9. Rolling back the compromised-account run")
             r = self.client.post(f"/api/runs/{account_run}/rollback")
             console.print(f"POST /api/runs/{account_run}/rollback -> {r.status_code}")
             self.show(self.wait(account_run))
@@ -425,6 +432,56 @@ class Player:
         for run_id in self.run_ids(answer):
             self.wait(run_id, until=lambda r: any(s["status"] == "awaiting_approval" for s in r["steps"]))
             console.print(f"open {self.stack.console_url} , sign in, then Approvals (run {run_id})")
+
+
+def tenant_incident(trigger_body: dict[str, Any]) -> dict[str, Any]:
+    """The Sentinel incident a sample's trigger body stands for, in the emulated tenant's shape: the demo scenarios
+    that are not in the demo tenant add theirs before they post, as the analytics rule would have created it."""
+    incident = trigger_body["object"]
+    props = incident["properties"]
+    fields = ("title", "description", "severity", "status", "incidentNumber", "createdTimeUtc")
+    return {
+        "id": incident["id"],
+        "properties": {name: props[name] for name in fields if name in props},
+        "entities": [{"kind": e["kind"], "properties": e["properties"]} for e in props.get("relatedEntities", [])],
+        "alerts": [{"properties": a["properties"]} for a in props.get("alerts", [])],
+    }
+
+
+def add_incident(admin: httpx.Client, sample: str) -> None:
+    doc = admin.get("/tenant").json()
+    incident = tenant_incident(json.loads((SAMPLES / sample).read_text(encoding="utf-8")))
+    incidents = doc["sentinel"]["incidents"]
+    if all(i["id"].lower() != incident["id"].lower() for i in incidents):
+        incidents.append(incident)
+        admin.put("/tenant", json=doc).raise_for_status()
+
+
+def _compromised_device(player: Player) -> None:
+    console.rule("6. A compromised device (Defender for Endpoint): isolate, scan, collect; the DC is spared")
+    add_incident(player.cloud, "sentinel-incident-compromised-device.json")
+    answer = player.post_sample("sentinel-incident-compromised-device.json")
+    for run_id in player.run_ids(answer):
+        run = player.wait(run_id, timeout=120)
+        player.show(run)
+        package = next((s for s in run.get("steps", []) if s["id"] == "package.0"), None)
+        if package is None or package["status"] != "done":
+            player.problems.append(f"compromised-device: the investigation package step is {package}")
+
+
+def _compromised_app(player: Player) -> None:
+    console.rule("7. A compromised workload identity: confirmed, disabled after approval, its Tor exit blocked")
+    add_incident(player.cloud, "sentinel-incident-compromised-app.json")
+    answer = player.post_sample("sentinel-incident-compromised-app.json")
+    for run_id in player.run_ids(answer):
+        run = player.wait(run_id, until=lambda r: any(s["status"] == "awaiting_approval" for s in r["steps"]))
+        for step in [s["id"] for s in run["steps"] if s["status"] == "awaiting_approval"]:
+            r = player.client.post(f"/api/runs/{run_id}/approve", json={"step": step, "comment": "demo approval"})
+            console.print(f"POST /api/runs/{run_id}/approve {step} -> {r.status_code}")
+        run = player.wait(run_id)
+        player.show(run)
+        if run.get("status") != "succeeded":
+            player.problems.append(f"compromised-app: the run is {run.get('status')}")
 
 
 def _request_for(name: str, body: Any) -> tuple[str, dict[str, str]]:

@@ -135,12 +135,22 @@ class Settings(BaseModel):
         ("riposte-protected=true",), description="key=value tags that protect a resource"
     )
     destructive_actions_per_hour: int = Field(20, ge=0, description="Cap on destructive actions per hour")
+    protected_ip_ranges: tuple[str, ...] = Field(
+        (),
+        description="Address prefixes Riposte never blocks (its own egress, management and partner ranges), besides "
+        "private and reserved addresses, which it never blocks either",
+    )
 
     # --- network responders ---
     isolation_allowed_prefixes: tuple[str, ...] = Field(
         (), description="Management address prefixes still allowed in and out of an isolated VM"
     )
     block_ip_nsgs: tuple[str, ...] = Field((), description="ARM ids of the NSGs network.block_ip writes deny rules to")
+    blocked_ips_named_location_id: str | None = Field(
+        None,
+        description="Object id of the Conditional Access IP named location Riposte adds attackers' addresses to (a "
+        "block policy of yours uses it); entra.block_ip_in_named_location edits this one and no other",
+    )
     capture_storage_account_id: str | None = Field(None, description="ARM id of the storage account for captures")
     capture_default_seconds: int = Field(300, gt=0, description="Packet capture duration when a playbook names none")
     capture_max_seconds: int = Field(1800, gt=0, description="Longest packet capture allowed")
@@ -208,7 +218,13 @@ class Settings(BaseModel):
                 raise ValueError("must be an absolute URL (https://host/...)")
         return value
 
-    @field_validator("managed_identity_client_id", "subscription_id", "workspace_id", "protected_groups")
+    @field_validator(
+        "managed_identity_client_id",
+        "subscription_id",
+        "workspace_id",
+        "protected_groups",
+        "blocked_ips_named_location_id",
+    )
     @classmethod
     def _guids(cls, value: str | tuple[str, ...] | None) -> str | tuple[str, ...] | None:
         for item in _items(value):
@@ -241,7 +257,7 @@ class Settings(BaseModel):
                 raise ValueError(f"{item!r} is not key=value")
         return value
 
-    @field_validator("isolation_allowed_prefixes")
+    @field_validator("isolation_allowed_prefixes", "protected_ip_ranges")
     @classmethod
     def _address_prefixes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for item in value:

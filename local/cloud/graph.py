@@ -196,6 +196,8 @@ READ_ROLES = (
     "Directory.ReadWrite.All",
 )
 WRITE_USERS = ("User.ReadWrite.All", "Directory.ReadWrite.All")
+# The least privileged permission for passwordProfile (forcing a change at next sign-in, or a reset).
+WRITE_PASSWORD_PROFILE = ("User-PasswordProfile.ReadWrite.All", "User.ReadWrite.All", "Directory.ReadWrite.All")
 REVOKE_SESSIONS = ("User.RevokeSessions.All", "User.ReadWrite.All", "Directory.ReadWrite.All")
 READ_RISKY_USERS = ("IdentityRiskyUser.Read.All", "IdentityRiskyUser.ReadWrite.All")
 WRITE_RISKY_USERS = ("IdentityRiskyUser.ReadWrite.All",)
@@ -475,6 +477,9 @@ class GraphProvider(Provider):
             granted = set(self.identity.get("graphPermissions") or ())
             if not {"User.EnableDisableAccount.All", "User.Read.All"} <= granted:
                 self.require(*WRITE_USERS)
+        elif set(changes) <= {"passwordProfile"}:
+            self.require(*WRITE_PASSWORD_PROFILE)
+            changes["passwordProfile"] = _password_profile(user, changes["passwordProfile"])
         else:
             self.require(*WRITE_USERS)
         if USER_SENSITIVE & set(changes) and self.user_roles(user["id"]) and self.identity.get("graphPermissions"):
@@ -777,6 +782,18 @@ class GraphProvider(Provider):
                 }
                 return _graph_json(body, request)
         raise GraphError(404, "NotFound", f"The risk detection '{detection_id}' was not found.")
+
+
+def _password_profile(user: dict[str, Any], value: Any) -> dict[str, Any]:
+    """The user's passwordProfile after a PATCH: its flags only, since a password is never kept or returned."""
+    if not isinstance(value, dict):
+        raise GraphError(400, "Request_BadRequest", "Invalid value specified for property 'passwordProfile'.")
+    flags = ("forceChangePasswordNextSignIn", "forceChangePasswordNextSignInWithMfa")
+    for flag in flags:
+        if flag in value and not isinstance(value[flag], bool):
+            raise GraphError(400, "Request_BadRequest", f"Invalid value specified for property '{flag}'.")
+    current = user.get("passwordProfile") or {}
+    return {flag: bool(value.get(flag, current.get(flag, False))) for flag in flags}
 
 
 async def _json_object(request: Request) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from local.cloud.arm_resources import ResourcesProvider
 from local.cloud.arm_security import SecurityProvider
 from local.cloud.arm_sentinel import SentinelProvider
 from local.cloud.graph import GraphProvider
+from local.cloud.graph_directory import GraphDirectoryProvider
 from local.cloud.graph_signins import GraphSigninsProvider
 from local.cloud.identity import IdentityProvider
 from local.cloud.loganalytics import LogAnalyticsProvider
@@ -25,6 +26,7 @@ PROVIDERS: tuple[type[Provider], ...] = (
     AdminProvider,
     GraphProvider,
     GraphSigninsProvider,
+    GraphDirectoryProvider,
     ResourcesProvider,
     ComputeProvider,
     NetworkProvider,

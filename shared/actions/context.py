@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -97,6 +98,7 @@ class Guardrails:
     groups: frozenset[str] = frozenset()
     resource_prefixes: tuple[str, ...] = ()
     resource_tags: tuple[tuple[str, str], ...] = ()
+    ip_ranges: tuple[str, ...] = ()  # addresses never blocked: Riposte's egress, management and partner ranges
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Guardrails:
@@ -109,10 +111,17 @@ class Guardrails:
             groups=frozenset(g.lower() for g in settings.protected_groups),
             resource_prefixes=tuple(p.lower().rstrip("/") for p in settings.protected_resource_prefixes),
             resource_tags=tuple(tags),
+            ip_ranges=tuple(settings.protected_ip_ranges),
         )
 
     def blocked(self, target: Target) -> str | None:
         """Why the target is protected, or None. Ids and UPNs compare case-insensitively, as Entra and ARM do."""
+        if target.kind == "ip":
+            return protected_range(target.id, self.ip_ranges)
+        if target.kind == "servicePrincipal" and target.id.lower() in self.users:
+            return (
+                f"service principal {target.display or target.id} is protected by object id (RIPOSTE_PROTECTED_USERS)"
+            )
         if target.kind == "user":
             if target.id.lower() in self.users:
                 return f"user {target.display or target.id} is protected by object id (RIPOSTE_PROTECTED_USERS)"
@@ -131,6 +140,16 @@ class Guardrails:
             if key in lowered and (value == "" or lowered[key] == value):
                 return f"{target.display or target.id} carries protected tag {key}={lowered[key]}"
         return None
+
+
+def protected_range(address: str, ranges: tuple[str, ...]) -> str | None:
+    """The protected range (RIPOSTE_PROTECTED_IP_RANGES) an address or prefix overlaps, as a reason, or None."""
+    network = ipaddress.ip_network(address, strict=False)
+    for prefix in ranges:
+        protected = ipaddress.ip_network(prefix, strict=False)
+        if network.version == protected.version and network.overlaps(protected):
+            return f"{address} is in the protected range {prefix} (RIPOSTE_PROTECTED_IP_RANGES)"
+    return None
 
 
 @dataclass

@@ -22,6 +22,10 @@ class ActionError(Exception):
     """A failure an action reports on purpose (target not found, invalid parameters)."""
 
 
+class NotApplicable(ActionError):
+    """The action does not apply in this deployment (a setting it needs is unset): the step is skipped, not failed."""
+
+
 class Responder(Protocol):
     async def plan(self, ctx: ActionContext, params: Any) -> Plan: ...
 
@@ -117,6 +121,8 @@ async def respond(
         outcome = Outcome(**common, status=Status.DONE, result=result)
         await ctx.ledger.put_outcome(key, outcome)
         return outcome
+    except NotApplicable as error:
+        return Outcome(**base, status=Status.SKIPPED, reason=f"not applicable: {error}")
     except ActionError as error:
         return Outcome(**base, status=Status.FAILED, reason=str(error))
     except Exception as error:  # an API failure is a recorded outcome; the engine decides whether to retry

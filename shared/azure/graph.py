@@ -330,6 +330,77 @@ class GraphAdapter:
         found.sort(key=lambda s: str(s.get("createdDateTime") or ""), reverse=True)
         return found
 
+    # ------------------------------------------------------------------------------------------ passwords and groups
+    async def require_password_change(self, user_id: str) -> dict[str, Any]:
+        """PATCH /users/{id} {"passwordProfile": {"forceChangePasswordNextSignIn": true}}: no password is sent, set or
+        returned; the user chooses a new one at their next sign-in."""
+        from msgraph.generated.models.password_profile import PasswordProfile
+        from msgraph.generated.models.user import User
+
+        profile = PasswordProfile(force_change_password_next_sign_in=True)
+        await self._call(self.client.users.by_user_id(object_id(user_id)).patch(User(password_profile=profile)))
+        return {"id": user_id, "forceChangePasswordNextSignIn": True}
+
+    async def direct_groups(self, user_id: str) -> list[dict[str, Any]]:
+        """GET /users/{id}/memberOf, every page, groups only: the groups the user is a direct member of."""
+        from kiota_abstractions.base_request_configuration import RequestConfiguration
+        from msgraph.generated.users.item.member_of.member_of_request_builder import MemberOfRequestBuilder
+
+        builder = self.client.users.by_user_id(object_id(user_id)).member_of
+        query = MemberOfRequestBuilder.MemberOfRequestBuilderGetQueryParameters(top=MEMBERSHIP_PAGE_SIZE)
+        found = await self._pages(
+            builder.to_get_request_information(RequestConfiguration(query_parameters=query)), builder
+        )
+        return [g for g in found if g.get("@odata.type") == "#microsoft.graph.group"]
+
+    async def get_group(self, group_id: str) -> dict[str, Any]:
+        """GET /groups/{id} with what decides whether its members can be written (dynamic, role-assignable)."""
+        from kiota_abstractions.base_request_configuration import RequestConfiguration
+        from msgraph.generated.groups.item.group_item_request_builder import GroupItemRequestBuilder
+
+        fields = ["id", "displayName", "groupTypes", "membershipRule", "isAssignableToRole", "securityEnabled"]
+        query = GroupItemRequestBuilder.GroupItemRequestBuilderGetQueryParameters(select=fields)
+        builder = self.client.groups.by_group_id(object_id(group_id))
+        group = await self._read(builder.to_get_request_information(RequestConfiguration(query_parameters=query)))
+        if group is None:
+            raise NotFound(SERVICE, 404, "Request_ResourceNotFound", f"group {group_id} not found")
+        return entity(group)
+
+    async def remove_group_member(self, group_id: str, member_id: str) -> None:
+        """DELETE /groups/{id}/members/{member}/$ref (204); 404 when the object is not a direct member."""
+        members = self.client.groups.by_group_id(object_id(group_id)).members
+        await self._call(members.by_directory_object_id(object_id(member_id)).ref.delete())
+
+    async def add_group_member(self, group_id: str, member_id: str) -> None:
+        """POST /groups/{id}/members/$ref {"@odata.id": ".../directoryObjects/{member}"} (204); 400 when already in."""
+        from msgraph.generated.models.reference_create import ReferenceCreate
+
+        reference = ReferenceCreate(odata_id=f"{self.base_url}/directoryObjects/{object_id(member_id)}")
+        await self._call(self.client.groups.by_group_id(object_id(group_id)).members.ref.post(reference))
+
+    # ------------------------------------------------------------------------------------------ service principals
+    async def get_service_principal(self, sp_id: str) -> dict[str, Any]:
+        from kiota_abstractions.base_request_configuration import RequestConfiguration
+        from msgraph.generated.service_principals.item.service_principal_item_request_builder import (
+            ServicePrincipalItemRequestBuilder,
+        )
+
+        fields = ["id", "appId", "displayName", "accountEnabled", "servicePrincipalType", "appOwnerOrganizationId"]
+        query = ServicePrincipalItemRequestBuilder.ServicePrincipalItemRequestBuilderGetQueryParameters(select=fields)
+        builder = self.client.service_principals.by_service_principal_id(object_id(sp_id))
+        found = await self._read(builder.to_get_request_information(RequestConfiguration(query_parameters=query)))
+        if found is None:
+            raise NotFound(SERVICE, 404, "Request_ResourceNotFound", f"service principal {sp_id} not found")
+        return entity(found)
+
+    async def set_service_principal_enabled(self, sp_id: str, enabled: bool) -> dict[str, Any]:
+        """PATCH /servicePrincipals/{id} {"accountEnabled": enabled}: a disabled one gets no new tokens."""
+        from msgraph.generated.models.service_principal import ServicePrincipal
+
+        builder = self.client.service_principals.by_service_principal_id(object_id(sp_id))
+        await self._call(builder.patch(ServicePrincipal(account_enabled=enabled)))
+        return {"id": sp_id, "accountEnabled": enabled}
+
     async def get_risky_service_principal(self, principal_id: str) -> dict[str, Any] | None:
         """GET /identityProtection/riskyServicePrincipals/{id}; None when Identity Protection has no record of it."""
         builder = self.client.identity_protection.risky_service_principals.by_risky_service_principal_id(
@@ -340,6 +411,41 @@ class GraphAdapter:
         except NotFound:
             return None
         return entity(risky) if risky is not None else None
+
+    async def confirm_service_principals_compromised(self, sp_ids: Iterable[str]) -> dict[str, Any]:
+        """POST /identityProtection/riskyServicePrincipals/confirmCompromised (204): risk high, confirmed."""
+        from msgraph.generated.identity_protection.risky_service_principals.confirm_compromised.confirm_compromised_post_request_body import (  # noqa: E501
+            ConfirmCompromisedPostRequestBody,
+        )
+
+        ids = [object_id(i) for i in sp_ids]
+        builder = self.client.identity_protection.risky_service_principals.confirm_compromised
+        await self._call(builder.post(ConfirmCompromisedPostRequestBody(service_principal_ids=ids)))
+        return {"servicePrincipalIds": ids}
+
+    # ------------------------------------------------------------------------------------------ named locations
+    async def get_named_location(self, location_id: str) -> dict[str, Any]:
+        builder = self.client.identity.conditional_access.named_locations.by_named_location_id(object_id(location_id))
+        found = await self._read(builder.to_get_request_information())
+        if found is None:
+            raise NotFound(SERVICE, 404, "Request_ResourceNotFound", f"named location {location_id} not found")
+        return entity(found)
+
+    async def set_named_location_ranges(self, location_id: str, cidrs: list[str]) -> None:
+        """PATCH an IP named location with its whole ipRanges list (Graph replaces the list, it cannot add one)."""
+        import ipaddress
+
+        from msgraph.generated.models.i_pv4_cidr_range import IPv4CidrRange
+        from msgraph.generated.models.i_pv6_cidr_range import IPv6CidrRange
+        from msgraph.generated.models.ip_named_location import IpNamedLocation
+
+        ranges: list[Any] = [
+            IPv4CidrRange(cidr_address=c) if ipaddress.ip_network(c).version == 4 else IPv6CidrRange(cidr_address=c)
+            for c in cidrs
+        ]
+        body = IpNamedLocation(odata_type="#microsoft.graph.ipNamedLocation", ip_ranges=ranges)
+        builder = self.client.identity.conditional_access.named_locations.by_named_location_id(object_id(location_id))
+        await self._call(builder.patch(body))
 
 
 ADAPTER = GraphAdapter

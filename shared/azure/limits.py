@@ -135,6 +135,8 @@ class Limits:
     sentinel_writes: Admission
     mde: Admission  # Defender for Endpoint: 100 calls a minute per API (machines, machine actions)
     nsg_writes: KeyedLocks = field(default_factory=KeyedLocks)
+    # Graph replaces a named location's whole list: its read-modify-writes are serialised in this process
+    named_location_writes: KeyedLocks = field(default_factory=KeyedLocks)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Limits:

@@ -64,6 +64,7 @@ FIELDS: dict[type[model.EntityBase], dict[str, tuple[str, ...]]] = {
         "os_version": ("osversion",),
         "fqdn": ("fqdn", "additionaldata.fqdn"),
         "mde_device_id": ("mdatpdeviceid", "additionaldata.mdatpdeviceid"),
+        "aad_device_id": ("aaddeviceid", "additionaldata.aaddeviceid"),
     },
     model.IpEntity: {"address": ("address",), "country": ("location.countrycode", "location.countryname")},
     model.AzureResourceEntity: {
@@ -107,6 +108,12 @@ FIELDS: dict[type[model.EntityBase], dict[str, tuple[str, ...]]] = {
         "app_id": ("appid",),
         "name": ("name", "appname"),
         "instance_name": ("instancename",),
+        "service_principal_id": (
+            "serviceprincipalid",
+            "serviceprincipalobjectid",
+            "additionaldata.serviceprincipalid",
+            "additionaldata.serviceprincipalobjectid",
+        ),
     },
     model.SecurityGroupEntity: {
         "object_guid": ("objectguid",),

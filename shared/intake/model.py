@@ -89,6 +89,7 @@ class HostEntity(EntityBase):
     os_version: str | None = None
     fqdn: str | None = None
     mde_device_id: str | None = None
+    aad_device_id: str | None = None
 
 
 class IpEntity(EntityBase):
@@ -160,6 +161,7 @@ class CloudApplicationEntity(EntityBase):
     app_id: str | None = None
     name: str | None = None
     instance_name: str | None = None
+    service_principal_id: str | None = None  # the workload identity's object id, when the alert names it
 
 
 class SecurityGroupEntity(EntityBase):

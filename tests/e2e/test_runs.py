@@ -65,7 +65,7 @@ def test_compromised_account_is_contained_and_written_back(client: httpx.Client,
     assert again.status_code == 200 and again.json()["status"] == "duplicate"
     assert [r["id"] for r in again.json()["runs"]] == [run["id"]]
     time.sleep(0.5)
-    assert len(writes_to(cloud, f"/users/{ADELE}", "PATCH")) == 1
+    assert len(writes_to(cloud, f"/users/{ADELE}", "PATCH")) == 2  # disabled, and a new password required
 
     # rollback restores exactly the prior state: the account is enabled again
     rolled = client.post(f"/api/runs/{run['id']}/rollback")
@@ -77,7 +77,7 @@ def test_compromised_account_is_contained_and_written_back(client: httpx.Client,
     # a second rollback is a no-op
     assert client.post(f"/api/runs/{run['id']}/rollback").status_code == 202
     run = wait_for_run(client, f"/api/runs/{run['id']}")
-    assert len(writes_to(cloud, f"/users/{ADELE}", "PATCH")) == 2
+    assert len(writes_to(cloud, f"/users/{ADELE}", "PATCH")) == 3  # enabled again; the password change stays
 
 
 def test_break_glass_account_is_protected(client: httpx.Client, cloud: CloudHandle) -> None:

@@ -133,6 +133,8 @@ FORMATS = [
     ("protected_resource_tags", "riposte-protected", "not key=value"),
     ("protected_resource_tags", "=true", "not key=value"),
     ("isolation_allowed_prefixes", "10.30.1.0/24,10.0.0.300/24", "'10.0.0.300/24' is not an address prefix"),
+    ("protected_ip_ranges", "20.61.15.0/24,egress", "'egress' is not an address prefix"),
+    ("blocked_ips_named_location_id", "Riposte blocked IPs", "not a GUID"),
     ("block_ip_nsgs", "nsg-perimeter", "not the ARM id of a network security group"),
     ("capture_storage_account_id", VM_ID, "not the ARM id of a storage account"),
     ("ca_bundle", "/nonexistent/cloud-ca.pem", "no such file"),
