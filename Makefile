@@ -31,8 +31,9 @@ layers: $(PY_READY)
 unit: $(PY_READY) $(NODE_READY)
 	$(BIN)/pytest
 
+# Every bench on the local stack (minutes; not part of make test): JSON and a markdown table under .riposte/bench/.
 bench: $(PY_READY) $(NODE_READY)
-	$(BIN)/python bench/cloud.py
+	$(BIN)/python bench/scale.py --workers 1,2,4 --all
 
 # checkov scans the Bicep in infra/; modules/graph.bicep is skipped because checkov's Bicep parser does not know the
 # `extension` keyword it needs, and checkov has no policies for Microsoft.Graph resources. tools/checkov_gate.py

@@ -1,10 +1,8 @@
 """Engine benchmarks on the local stack (Azurite, emulated cloud, functions host). Prints figures; not a test.
 
-    python bench/engine.py [critical-path] [burst] [storm]      (all three by default)
+    python bench/engine.py [burst] [storm]      (both by default)
 
-critical-path: with 50 ms emulated latency on every call, a compromised-account run's time from intake to finished,
-  divided by the playbook's critical path: the longest dependency chain of steps, each step weighing the number of
-  sequential call rounds it made (its duration in that run, in whole multiples of the latency), times the latency.
+The critical path is bench/critical_path.py's (computed from the playbook, not from the run's own step durations).
 burst: 500 distinct incidents posted at once: intake p50/p99, runs/s, time to finished p50/p99, the worker's peak
   RSS; then again with the emulated cloud enforcing the real services' limits, time-scaled, and the throughput as a
   fraction of the most those limits allow.
@@ -13,7 +11,6 @@ storm: every incident delivered three times at once: one run each, one successfu
 
 from __future__ import annotations
 
-import statistics
 import sys
 import time
 from collections import Counter
@@ -22,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from harness import ROOT, add_accounts, dump, percentile, stack, trigger_body
+from harness import add_accounts, dump, percentile, stack, trigger_body
 
 LATENCY_MS = 50
 BENCH_PLAYBOOKS = str(Path(__file__).parent / "playbooks")
@@ -42,59 +39,6 @@ def wait_finished(client: httpx.Client, run_id: str, timeout: float = 600, inter
         if time.monotonic() > deadline:
             raise RuntimeError(f"run {run_id} did not finish")
         time.sleep(interval)
-
-
-def longest_chain(step_id: str, steps: dict[str, Any], rounds: dict[str, int], memo: dict[str, int]) -> int:
-    """Rounds on the longest dependency chain ending at step_id."""
-    if step_id not in memo:
-        before = max((longest_chain(n, steps, rounds, memo) for n in steps[step_id]["needs"]), default=0)
-        memo[step_id] = rounds[step_id] + before
-    return memo[step_id]
-
-
-def critical_path() -> dict[str, Any]:
-    sample = (ROOT / "local/samples/sentinel-incident-compromised-account.json").read_bytes()
-    ratios: list[float] = []
-    details: dict[str, Any] = {}
-    with (
-        stack(1, RIPOSTE_IDENTITY_PROTECTION_RPS="100", **FAST) as running,
-        running.admin() as admin,
-        running.client() as client,
-    ):
-        for attempt in range(3):
-            admin.post("/reset").raise_for_status()
-            admin.delete("/faults")
-            admin.post("/faults", json={"match": "* /*", "latency": {"fixedMs": LATENCY_MS}}).raise_for_status()
-            started = time.perf_counter()
-            response = client.post(
-                "/api/incidents",
-                content=sample,
-                headers={"content-type": "application/json", "Idempotency-Key": f"critical-{attempt}-{time.time()}"},
-            )
-            run_id = response.json()["runs"][0]["id"]
-            finished, run = wait_finished(client, run_id)
-            elapsed = finished - started
-            steps = {s["id"]: s for s in run["steps"]}
-            rounds = {
-                sid: max(0, round(((s["endedAt"] or 0) - (s["startedAt"] or 0)) * 1000 / LATENCY_MS))
-                for sid, s in steps.items()
-            }
-            chain_rounds = max(longest_chain(s, steps, rounds, {}) for s in steps)
-            path_s = chain_rounds * LATENCY_MS / 1000
-            ratios.append(elapsed / path_s)
-            details = {
-                "status": run["status"],
-                "rounds per step": rounds,
-                "critical path rounds": chain_rounds,
-                "critical path s": round(path_s, 3),
-                "intake to finished s": round(elapsed, 3),
-            }
-    return {
-        "critical-path ratio (median of 3)": round(statistics.median(ratios), 2),
-        "target": "<= 1.3",
-        "ratios": [round(r, 2) for r in ratios],
-        "last run": details,
-    }
 
 
 def burst(count: int = 500, limited: bool = False, workers: int = 2) -> dict[str, Any]:
@@ -233,9 +177,7 @@ def storm(count: int = 100) -> dict[str, Any]:
 
 
 def main() -> None:
-    chosen = sys.argv[1:] or ["critical-path", "burst", "storm"]
-    if "critical-path" in chosen:
-        dump({"critical path": critical_path()})
+    chosen = sys.argv[1:] or ["burst", "storm"]
     if "burst" in chosen:
         dump({"burst, no limits": burst()})
         # One queue worker: the limiters are per instance, and at x5 one worker has more capacity than the limits.
