@@ -76,6 +76,7 @@ AZURE_ROLES: dict[str, AzureRole] = {
     "Riposte VM Responder": AzureRole("", "targets", "vmResponderRoleId"),
     "Riposte Network Responder": AzureRole("", "targets", "networkResponderRoleId"),
     "Riposte Capture Storage": AzureRole("", "capture", "captureStorageRoleId"),
+    "Riposte Defender Responder": AzureRole("", "targets", "defenderResponderRoleId"),
 }
 
 # Where each scope key is, and which rbac module call in infra/main.bicep assigns its roles.

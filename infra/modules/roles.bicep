@@ -50,6 +50,13 @@ var captureStorageActions = [
   'Microsoft.Storage/storageAccounts/blobServices/generateUserDelegationKey/action'
 ]
 
+var defenderResponderActions = [
+  'Microsoft.Security/locations/alerts/read'
+  'Microsoft.Security/locations/alerts/resolve/action'
+  'Microsoft.Security/locations/alerts/dismiss/action'
+  'Microsoft.Security/locations/alerts/activate/action'
+]
+
 resource vmResponder 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
   name: guid(subscription().id, environmentName, 'Riposte VM Responder')
   properties: {
@@ -98,7 +105,24 @@ resource captureStorage 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
   }
 }
 
+resource defenderResponder 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
+  name: guid(subscription().id, environmentName, 'Riposte Defender Responder')
+  properties: {
+    roleName: 'Riposte Defender Responder (${environmentName})'
+    description: 'Riposte: read Defender for Cloud alerts and set their state (resolve, dismiss, activate). Nothing else.'
+    type: 'CustomRole'
+    permissions: [
+      {
+        actions: defenderResponderActions
+        notActions: []
+      }
+    ]
+    assignableScopes: assignableScopes
+  }
+}
+
 // The role definition ids (GUIDs), as rbac.bicep takes them.
 output vmResponderRoleId string = vmResponder.name
 output networkResponderRoleId string = networkResponder.name
 output captureStorageRoleId string = captureStorage.name
+output defenderResponderRoleId string = defenderResponder.name

@@ -189,3 +189,42 @@ class SecurityProvider(ArmProvider):
     async def controls(self, request: Request, subscription: str) -> Response:
         self.require_scope(subscription)
         return self._controls(request, subscription)
+
+
+# ---------------------------------------------------------------------------------------------------- alerts
+
+ALERT = "/subscriptions/{subscription}/resourceGroups/{group}/providers/Microsoft.Security/locations/{location}/alerts"
+# POST .../alerts/{name}/<action> moves an alert to this status (204, no body). The service refuses none of these
+# transitions; the state is the last one asked for.
+ALERT_ACTIONS = {"resolve": "Resolved", "dismiss": "Dismissed", "activate": "Active", "inprogress": "InProgress"}
+
+
+class SecurityAlertsProvider(ArmProvider):
+    """Defender for Cloud alerts at resource group level (arm.security.alerts, kept in their REST shape): get one and
+    change its state. Written by the response side; the provider above serves posture."""
+
+    namespace = NAMESPACE
+
+    def alert(self, subscription: str, group: str, location: str, name: str) -> Json:
+        wanted = f"/subscriptions/{subscription}/resourceGroups/{group}/providers/Microsoft.Security/locations/" + (
+            f"{location}/alerts/{name}"
+        )
+        alerts: list[Json] = ((self.cloud.doc.get("arm") or {}).get("security") or {}).get("alerts") or []
+        for found in alerts:
+            if str(found.get("id", "")).lower() == wanted.lower():
+                return found
+        raise resource_not_found("Microsoft.Security/locations/alerts", name, group)
+
+    @route("GET", ALERT + "/{name}")
+    async def get_alert(self, request: Request, subscription: str, group: str, location: str, name: str) -> Response:
+        return JSONResponse(self.alert(subscription, group, location, name))
+
+    @route("POST", ALERT + "/{name}/{action}")
+    async def set_state(
+        self, request: Request, subscription: str, group: str, location: str, name: str, action: str
+    ) -> Response:
+        status = ALERT_ACTIONS.get(action.lower())
+        if status is None:
+            raise ArmError(404, "NotFound", f"No operation '{action}' on alerts")
+        self.alert(subscription, group, location, name).setdefault("properties", {})["status"] = status
+        return Response(status_code=204)

@@ -7,7 +7,7 @@ from local.cloud.arm_authorization import AuthorizationProvider
 from local.cloud.arm_compute import ComputeProvider
 from local.cloud.arm_network import NetworkProvider
 from local.cloud.arm_resources import ResourcesProvider
-from local.cloud.arm_security import SecurityProvider
+from local.cloud.arm_security import SecurityAlertsProvider, SecurityProvider
 from local.cloud.arm_sentinel import SentinelProvider
 from local.cloud.graph import GraphProvider
 from local.cloud.graph_directory import GraphDirectoryProvider
@@ -32,6 +32,7 @@ PROVIDERS: tuple[type[Provider], ...] = (
     NetworkProvider,
     SentinelProvider,
     SecurityProvider,
+    SecurityAlertsProvider,
     AuthorizationProvider,
     LogAnalyticsProvider,
     MdeProvider,

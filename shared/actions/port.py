@@ -3,20 +3,34 @@
 Besides enrich, respond, preview and undo, the port owns incident write-back: the engine says what to tell the incident
 (an IncidentNote) and under which idempotency key; the incident's source decides where it goes. A Sentinel incident
 gets the comment from sentinel.add_comment (under the key) and its labels, status and severity from
-sentinel.update_incident (under the key + "-update"), so a replay writes nothing twice. Anything else (a Defender for
-Cloud alert, a Sentinel alert without an incident) has nowhere to write back yet, and write_back answers None."""
+sentinel.update_incident (under the key + "-update"), so a replay writes nothing twice. A Defender for Cloud alert that
+came without a Sentinel incident gets the outcome in its own state (a status change the playbook asks for: Closed
+resolves it, New or Active activates it) and the summary as a notification to RIPOSTE_NOTIFY_WEBHOOK_URL, when one is
+configured. Anything else (a Sentinel alert without an incident) has nowhere to write back, and write_back answers
+None."""
 
 from __future__ import annotations
 
+import html
+import re
 from typing import Any
 
 from shared.actions import executor
 from shared.actions.context import ActionContext
 from shared.actions.model import Finding, IncidentNote, Outcome
-from shared.intake.model import SENTINEL_INCIDENT_DIALECTS
+from shared.armid import ArmId
+from shared.intake.model import SENTINEL_INCIDENT_DIALECTS, Dialect
 
 COMMENT = "sentinel.add_comment"
 UPDATE = "sentinel.update_incident"
+NOTIFY = "notify.send_webhook"
+# What a playbook's write-back status means for a Defender for Cloud alert.
+ALERT_STATE_ACTIONS = {
+    "Closed": "defender.resolve_alert",
+    "New": "defender.activate_alert",
+    "Active": "defender.activate_alert",
+}
+_TAG = re.compile(r"<[^>]+>")
 
 
 def write_back_actions(*, comment: bool, updates: bool) -> tuple[str, ...]:
@@ -30,6 +44,22 @@ def sentinel_incident_id(incident: dict[str, Any]) -> str | None:
         return None
     arm_id = incident.get("armId")
     return str(arm_id) if arm_id else None
+
+
+def defender_alert_id(incident: dict[str, Any]) -> str | None:
+    """The ARM id of the Defender for Cloud alert an incident summary stands for (resource group level), or None."""
+    if incident.get("dialect") != Dialect.DEFENDER_ALERT_RESOURCE.value:
+        return None
+    try:
+        return str(ArmId.parse(str(incident.get("armId") or ""), "Microsoft.Security/locations/alerts"))
+    except ValueError:
+        return None
+
+
+def plain_text(markup: str) -> str:
+    """A summary's markup as the plain text a notification carries (block ends become line breaks)."""
+    spaced = re.sub(r"</(p|h\d|li|tr|table)>", "\n", markup)
+    return html.unescape(_TAG.sub(" ", spaced)).strip()
 
 
 class ExecutorPort:
@@ -59,7 +89,8 @@ class ExecutorPort:
         it."""
         incident_id = sentinel_incident_id(self.incident)
         if incident_id is None:
-            return None
+            alert_id = defender_alert_id(self.incident)
+            return await self._write_back_alert(alert_id, note, key) if alert_id else None
         writes: list[Outcome] = []
         if note.html is not None:
             writes.append(await self.respond(COMMENT, {"incident_id": incident_id, "html": note.html}, key))
@@ -74,4 +105,19 @@ class ExecutorPort:
             changes["severity"] = note.severity
         if changes:
             writes.append(await self.respond(UPDATE, {"incident_id": incident_id, **changes}, f"{key}-update"))
+        return writes
+
+    async def _write_back_alert(self, alert_id: str, note: IncidentNote, key: str) -> list[Outcome]:
+        """A Defender alert without a Sentinel incident: its state, and the summary as a notification."""
+        writes: list[Outcome] = []
+        text = plain_text(str(note.html)) if note.html is not None else note.text
+        if text and self.ctx.settings.notify_webhook_url:
+            title = str(self.incident.get("title") or "Defender for Cloud alert")
+            params: dict[str, Any] = {"title": f"Riposte: {title}"[:200], "text": text}
+            if self.incident.get("severity") in ("High", "Medium", "Low", "Informational"):
+                params["severity"] = self.incident["severity"]
+            writes.append(await self.respond(NOTIFY, params, key))
+        state = ALERT_STATE_ACTIONS.get(note.status or "")
+        if state is not None:
+            writes.append(await self.respond(state, {"alert_id": alert_id}, f"{key}-state"))
         return writes

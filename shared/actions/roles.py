@@ -15,11 +15,17 @@ from shared.actions.model import Permission, azure_role
 VM_RESPONDER = "Riposte VM Responder"
 NETWORK_RESPONDER = "Riposte Network Responder"
 CAPTURE_STORAGE = "Riposte Capture Storage"
-CUSTOM_ROLES = (VM_RESPONDER, NETWORK_RESPONDER, CAPTURE_STORAGE)
+DEFENDER_RESPONDER = "Riposte Defender Responder"
+CUSTOM_ROLES = (VM_RESPONDER, NETWORK_RESPONDER, CAPTURE_STORAGE, DEFENDER_RESPONDER)
 
 
 def vm(*operations: str) -> tuple[Permission, ...]:
     return tuple(azure_role(VM_RESPONDER, f"Microsoft.Compute/virtualMachines{op}") for op in operations)
+
+
+def defender_alerts(*operations: str) -> tuple[Permission, ...]:
+    """Operations on Defender for Cloud alerts, checked at the alert's resource group."""
+    return tuple(azure_role(DEFENDER_RESPONDER, f"Microsoft.Security/locations/alerts/{op}") for op in operations)
 
 
 def network(*operations: str) -> tuple[Permission, ...]:

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 SERVICE = "security"
 ASC_SCORE = "ascScore"  # the subscription's overall secure score (the only secure score there is)
+ALERT_TYPE = "Microsoft.Security/locations/alerts"
 METADATA_TTL_S = 3600.0  # the recommendations' definitions change with Defender for Cloud releases, not per call
 
 
@@ -74,6 +75,34 @@ class SecurityAdapter:
         async with translated(SERVICE):
             controls = client.secure_score_controls.list_by_secure_score(ASC_SCORE, expand="definition")
             return [rest(item) async for item in controls]
+
+    # ------------------------------------------------------------------------------------------ alerts (response)
+    def _alert(self, alert_id: str) -> tuple[SecurityCenter, ArmId, str]:
+        """The client, the alert's id and its location, for a resource group level alert
+        (/subscriptions/../resourceGroups/../providers/Microsoft.Security/locations/{location}/alerts/{name})."""
+        parsed = ArmId.parse(alert_id, ALERT_TYPE)
+        parts = str(parsed).split("/")
+        location = parts[parts.index("locations") + 1]
+        return self._clients.get(parsed.subscription), parsed, location
+
+    async def get_alert(self, alert_id: str) -> dict[str, Any]:
+        """GET the alert (api-version 2022-01-01): properties.status is Active, InProgress, Resolved or Dismissed."""
+        client, parsed, location = self._alert(alert_id)
+        async with translated(SERVICE):
+            return rest(await client.alerts.get_resource_group_level(parsed.resource_group, location, parsed.name))
+
+    async def set_alert_state(self, alert_id: str, status: str) -> None:
+        """POST .../alerts/{name}/resolve | dismiss | activate | inProgress (204): the alert takes `status`."""
+        client, parsed, location = self._alert(alert_id)
+        operations = client.alerts
+        change = {
+            "Resolved": operations.update_resource_group_level_state_to_resolve,
+            "Dismissed": operations.update_resource_group_level_state_to_dismiss,
+            "Active": operations.update_resource_group_level_state_to_activate,
+            "InProgress": operations.update_resource_group_level_state_to_in_progress,
+        }[status]
+        async with translated(SERVICE):
+            await change(parsed.resource_group, location, parsed.name)
 
     async def close(self) -> None:
         await self._clients.close()

@@ -159,6 +159,11 @@ def test_defender_alert_over_event_grid_runs_once(client: httpx.Client, cloud: C
     run = wait_for_run(client, f"/api/runs/{run_ref['id']}")
     assert run["playbook"] == "defender-alert" and run["status"] == "succeeded", run["reason"]
     assert step(run, "isolate.0")["status"] == "done"
+    # no Sentinel incident: the outcome goes to the alert itself, resolved once the VM is contained
+    assert step(run, "writeback")["status"] == "done"
+    alert_name = "2517538088322968242_3b4d1f2e-6a5c-4e7d-9f8a-1b2c3d4e5f06"  # the sample's alert
+    [alert] = [a for a in cloud.tenant()["arm"]["security"]["alerts"] if a["name"] == alert_name]
+    assert alert["properties"]["status"] == "Resolved"
     listed = client.get("/api/runs", params={"limit": 200}).json()["value"]
     assert len([r for r in listed if r["id"] == run_ref["id"]]) == 1
     nics = [r for r in cloud.tenant()["arm"]["resources"] if "/nic-dev-02" in r["id"].lower()]
