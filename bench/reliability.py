@@ -1,6 +1,8 @@
 """The long versions of the reliability drills (tests/e2e/test_reliability.py has the short ones), on the local stack.
 
-    python bench/reliability.py [runs] [kills] [fuzz inputs]      (default 50 runs per drill, 20 kills, 50,000)
+    python bench/reliability.py [--runs 50] [--kills 20] [--fuzz 50000]        every drill, then the last line
+    python bench/reliability.py --only sigkill --save figures.json            one drill (each fits a ~10 min slot)
+    python bench/reliability.py --report figures.json                         the last line from the saved drills
 
 1. SIGKILL: two queue workers; one is killed at a random moment, restarted, and so on `kills` times, while runs are
    in flight. The host keeps a message a dead worker was running invisible for 10 minutes, as the Functions runtime
@@ -22,14 +24,19 @@ fuzz_5xx, resume_p99_s (and the per-drill figures above it)."""
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
 import random
+import signal
 import subprocess
 import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -120,12 +127,17 @@ def users_enabled(admin: httpx.Client) -> dict[str, bool]:
 
 
 def restart(running: Any, index: int) -> None:
+    """SIGKILL the worker and start it again; its output goes on in the same log, for finding out what it did."""
     worker = running.workers[index]
     worker.kill()
     worker.wait()
-    running.workers[index] = subprocess.Popen(
-        worker.args, cwd=ROOT, env=running.worker_envs[index], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
-    )
+    log = Path(running.worker_envs[index]["RIPOSTE_STATE_DIR"]) / f"worker-{index}.log"
+    with open(log, "ab") as output:
+        output.write(b"--- SIGKILL, restarted ---\n")
+        output.flush()
+        running.workers[index] = subprocess.Popen(
+            worker.args, cwd=ROOT, env=running.worker_envs[index], stdout=output, stderr=subprocess.STDOUT
+        )
 
 
 def wait_healthy(running: Any, index: int) -> None:
@@ -138,6 +150,17 @@ def wait_healthy(running: Any, index: int) -> None:
         except httpx.HTTPError:
             pass
         time.sleep(0.3)
+
+
+def holder(running: Any, table: Any, prefer: int) -> int:
+    """The index of a worker that holds a live run lease (`prefer` if both do), waiting up to 20 s for one to."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        holding = [i for i in (prefer, 1 - prefer) if holds_a_lease(table, running.workers[i].pid)]
+        if holding:
+            return holding[0]
+        time.sleep(0.2)
+    return prefer
 
 
 def holds_a_lease(table: Any, pid: int | None) -> bool:
@@ -166,7 +189,8 @@ def sigkill(runs: int, kills: int) -> dict[str, Any]:
         table = TableClient.from_connection_string(running.env["AzureWebJobsStorage"], RUNS_TABLE)
         accounts = add_accounts(admin, runs, prefix="sigkill", block=3)
         admin.delete("/requests")
-        admin.post("/faults", json={"match": "PATCH /v1.0/users/*", "latency": {"fixedMs": 1500}}).raise_for_status()
+        # slow account writes, so a kill a moment after a worker took a run lands in the middle of that run
+        admin.post("/faults", json={"match": "PATCH /v1.0/users/*", "latency": {"fixedMs": 4000}}).raise_for_status()
         resumes: list[float] = []
         watched: dict[str, tuple[float, str]] = {}  # run id -> (when its worker was killed, the dead worker's pid)
         with running.client() as client:
@@ -174,12 +198,9 @@ def sigkill(runs: int, kills: int) -> dict[str, Any]:
             per_kill = max(1, runs // kills)
             for k in range(kills):
                 ids += submit(client, accounts[k * per_kill : (k + 1) * per_kill])
-                index = k % 2
+                index = holder(running, table, prefer=k % 2)  # kill a worker while it holds a run
                 pid = running.workers[index].pid
-                deadline = time.monotonic() + 20  # kill it while it holds a run, at a random moment of that
-                while time.monotonic() < deadline and not holds_a_lease(table, pid):
-                    time.sleep(0.2)
-                time.sleep(chooser.uniform(0.0, 1.5))
+                time.sleep(chooser.uniform(0.0, 1.5))  # at a random moment of that run
                 restart(running, index)
                 killed = time.time()
                 for run_id, (owner, until, _) in leases(table).items():
@@ -378,32 +399,75 @@ def fuzz_routes(count: int) -> dict[str, Any]:
     return {"fuzz_inputs": result.inputs, "fuzz_5xx": result.server_errors, **figures}
 
 
-def main() -> None:
-    runs = int(sys.argv[1]) if len(sys.argv) > 1 else 50
-    kills = int(sys.argv[2]) if len(sys.argv) > 2 else 20
-    fuzz_count = int(sys.argv[3]) if len(sys.argv) > 3 else 50_000
-    drills = {
-        "SIGKILL the workers": sigkill(runs, kills),
-        "rollback at random moments": rollback_at_random(runs),
-        "actions slower than the lease": slower_than_the_lease(max(5, runs // 5)),
-        "responses lost after the write": lost_responses(max(10, runs // 2)),
-        "one incident, three delivery ids": three_deliveries(max(5, runs // 5)),
-        "20% 5xx and 10% 429 on Graph": chaos(runs),
-        "fuzz every route": fuzz_routes(fuzz_count),
-    }
-    dump(drills)
-    run_drills = [d for name, d in drills.items() if not name.startswith("fuzz")]
-    total = {
+DRILLS: dict[str, tuple[str, Callable[[argparse.Namespace], dict[str, Any]]]] = {
+    "sigkill": ("SIGKILL the workers", lambda a: sigkill(a.runs, a.kills)),
+    "rollback": ("rollback at random moments", lambda a: rollback_at_random(a.runs)),
+    "slow": ("actions slower than the lease", lambda a: slower_than_the_lease(max(5, a.runs // 5))),
+    "lost": ("responses lost after the write", lambda a: lost_responses(max(10, a.runs // 2))),
+    "thrice": ("one incident, three delivery ids", lambda a: three_deliveries(max(5, a.runs // 5))),
+    "chaos": ("20% 5xx and 10% 429 on Graph", lambda a: chaos(a.runs)),
+    "fuzz": ("fuzz every route", lambda a: fuzz_routes(a.fuzz)),
+}
+
+
+def summary(drills: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The figures of the last line, from the drills run (a drill not run leaves its figures out)."""
+    run_drills = [d for name, d in drills.items() if name != "fuzz"]
+    total: dict[str, Any] = {
         "runs": sum(int(d.get("runs", 0)) for d in run_drills),
         "lost": sum(int(d.get("lost", 0)) for d in run_drills),
         "doubled": sum(int(d.get("doubled", 0)) for d in run_drills),
-        "undo_missed": drills["rollback at random moments"]["undo_missed"],
-        "extra_runs": drills["one incident, three delivery ids"]["extra_runs"],
-        "fuzz_inputs": drills["fuzz every route"]["fuzz_inputs"],
-        "fuzz_5xx": drills["fuzz every route"]["fuzz_5xx"],
-        "resume_p99_s": drills["SIGKILL the workers"]["resume_p99_s"],
     }
-    print("reliability: " + " ".join(f"{name}={value}" for name, value in total.items()))
+    picks = [
+        ("undo_missed", "rollback", "undo_missed"),
+        ("extra_runs", "thrice", "extra_runs"),
+        ("fuzz_inputs", "fuzz", "fuzz_inputs"),
+        ("fuzz_5xx", "fuzz", "fuzz_5xx"),
+        ("resume_p99_s", "sigkill", "resume_p99_s"),
+    ]
+    for name, drill, figure in picks:
+        if drill in drills:
+            total[name] = drills[drill][figure]
+    return total
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=50, help="runs per drill (default 50)")
+    parser.add_argument("--kills", type=int, default=20, help="SIGKILLs in the SIGKILL drill (default 20)")
+    parser.add_argument("--fuzz", type=int, default=50_000, help="fuzz inputs (default 50,000)")
+    parser.add_argument("--only", action="append", choices=sorted(DRILLS), help="run only this drill (repeatable)")
+    parser.add_argument("--save", type=Path, help="merge each drill's figures into this JSON file as it ends")
+    parser.add_argument("--report", type=Path, help="run nothing: print the last line from the drills saved here")
+    args = parser.parse_args()
+    # `timeout` (or Ctrl-C) must still stop the stack: SIGTERM unwinds through stack()'s cleanup.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    saved: dict[str, dict[str, Any]] = {}
+    if args.save and args.save.exists():
+        saved = json.loads(args.save.read_text())
+    if args.report:
+        drills = json.loads(args.report.read_text())
+    else:
+        drills = {}
+        for key in args.only or list(DRILLS):
+            title, run = DRILLS[key]
+            started = time.monotonic()
+            figures = run(args)
+            drills[key] = {"drill": title, **figures, "seconds": round(time.monotonic() - started), **_load()}
+            dump({key: drills[key]})
+            if args.save:
+                saved[key] = drills[key]
+                args.save.write_text(json.dumps(saved, indent=2))
+    missing = sorted(set(DRILLS) - set(drills))
+    if missing:
+        print(f"(drills not in this line: {', '.join(missing)})")
+    print("reliability: " + " ".join(f"{name}={value}" for name, value in summary(drills).items()))
+
+
+def _load() -> dict[str, Any]:
+    """The machine's load average at the end of a drill: the figures of a shared machine mean little without it."""
+    one, five, _ = os.getloadavg()
+    return {"load_1m": round(one, 2), "load_5m": round(five, 2)}
 
 
 if __name__ == "__main__":

@@ -288,7 +288,7 @@ class Service:
                 log.warning("queue message for unknown run %s ignored", run_id)
                 return
         run, etag = loaded
-        if reason == WATCHDOG and run.lease is None and run.status is not RunStatus.QUEUED:
+        if reason == WATCHDOG and run.lease is None and not _due(run, self.clock()):
             return  # the invocation it watched ended properly, and queued whatever comes next
         with telemetry.run_scope(
             run.id, incident_id=_incident_id(run), playbook=run.playbook, dry_run=run.dry_run
@@ -321,8 +321,10 @@ class Service:
             return None  # another worker claimed it first
         return owner, etag
 
-    async def _watch(self, run_id: str) -> None:
-        await self.store.enqueue(run_id, self.settings.run_lease_seconds + 0.5, WATCHDOG)
+    async def _watch(self, run_id: str, after_s: float = 0.0) -> None:
+        """A watchdog for a message queued `after_s` from now: should the host that takes that message die before it
+        takes the lease, the message stays invisible for 10 minutes, and the watchdog brings the run back instead."""
+        await self.store.enqueue(run_id, after_s + self.settings.run_lease_seconds + 0.5, WATCHDOG)
 
     async def _process(self, run: Run, etag: str, reason: str) -> None:
         if not run.status.active and not run.rollback_requested:
@@ -380,6 +382,7 @@ class Service:
         if run.continuation_at == run.resume_at or (wake_at < run.resume_at and run.continuation_at is not None):
             return  # the due message is queued (a bridging one, for a wait past the cap)
         await self.store.enqueue(run.id, max(0.0, wake_at - now), "continuation")
+        await self._watch(run.id, max(0.0, wake_at - now))
         run.continuation_at = wake_at
 
     async def _finish_invocation(self, run: Run, checkpoint: Callable[[Run], Awaitable[None]]) -> None:
@@ -527,6 +530,7 @@ class Service:
             raise ServiceError(409, "AlreadyDecided", f"{by} already decided on step {target.id}.", "step")
         target.approval.decisions.append(recorded)
         await self.store.enqueue(run.id, reason=f"{decision} by {by}")
+        await self._watch(run.id)
         with _context_of(run):
             log.info("run %s: %s by %s on %s", run.id, decision, by, target.id)
         return run
@@ -563,6 +567,7 @@ class Service:
         run.rollback_requested, run.status, run.reason = True, RunStatus.ROLLING_BACK, f"rollback requested by {by}"
         run.rollback_requested_by_id = run.rollback_requested_by_id or by_id.lower()
         await self.store.enqueue(run.id, reason=f"rollback by {by}")
+        await self._watch(run.id)
         with _context_of(run):
             log.info("run %s: rollback requested by %s", run.id, by)
         return run
@@ -580,6 +585,19 @@ def _incident_key(run: Run) -> str | None:
     if not found:
         return None
     return f"{str(found).lower()}|{'dry-run' if run.dry_run else 'live'}"
+
+
+def _due(run: Run, now: float) -> bool:
+    """Whether a run no invocation holds has work waiting: a watchdog then acts on it, since the message that was to
+    bring it (the first one, a decision, a continuation, a rollback) may be held by a host that died before leasing
+    the run. A decision short of its quorum makes one needless pass; the lease and the ledger keep it harmless."""
+    if run.status is RunStatus.QUEUED or run.rollback_requested:
+        return True
+    if run.status is not RunStatus.WAITING:
+        return False
+    if run.resume_at is not None and run.resume_at <= now + 1:
+        return True
+    return any(s.status is StepStatus.AWAITING_APPROVAL and s.approval and s.approval.decisions for s in run.steps)
 
 
 def _context_of(run: Run) -> Any:

@@ -159,7 +159,7 @@ async def test_a_rollback_request_is_carried_out_by_the_worker() -> None:
     run_id = await world.submit()
     await world.service.process(run_id)
     await world.service.request_rollback(run_id, "alice@contoso.com")
-    assert world.store.queue[-1] == (run_id, 0, "rollback by alice@contoso.com")
+    assert world.store.queue[-2] == (run_id, 0, "rollback by alice@contoso.com")
     await world.service.process(run_id)
     assert (await world.run(run_id))[0] is RunStatus.ROLLED_BACK
     assert world.actions.world == {}
@@ -190,3 +190,62 @@ async def test_a_wait_longer_than_a_queue_message_can_wait_is_bridged_until_it_e
     assert loaded is not None
     assert loaded[0].step("switch_off.0").status is StepStatus.SKIPPED  # timed out, and rejected as the book says
     assert not loaded[0].status.active and world.actions.writes == []
+
+
+# --- a message held by a host that died before leasing the run: the watchdog queued beside it brings the run back ----
+
+
+def watchdogs(world: World, run_id: str) -> list[float]:
+    return [delay for queued, delay, reason in world.store.queue if queued == run_id and reason == WATCHDOG]
+
+
+async def test_decisions_whose_messages_are_lost_are_acted_on_by_the_watchdog() -> None:
+    world = World()
+    run_id = await world.submit("admin")
+    await world.service.process(run_id)
+    before = len(watchdogs(world, run_id))
+    await world.service.decide(run_id, "approve", "alice@contoso.com", by_id="a1")
+    await world.service.decide(run_id, "approve", "bob@contoso.com", by_id="b2")
+    # Neither decision's message is processed (the host that took them died); their watchdogs come a lease later.
+    assert watchdogs(world, run_id)[before:] == [world.service.settings.run_lease_seconds + 0.5] * 2
+    world.clock.advance(world.service.settings.run_lease_seconds + 0.5)
+    await world.service.process(run_id, reason=WATCHDOG)
+    assert await world.run(run_id) == (RunStatus.SUCCEEDED, "")
+    assert world.actions.world == {"admin": "off"}
+
+
+async def test_a_continuation_whose_message_is_lost_is_acted_on_by_the_watchdog() -> None:
+    world = World()
+    run_id = await world.submit()
+    world.actions.fail(SET, "throttled", retryable=True)
+    await world.service.process(run_id)
+    loaded = await world.store.load(run_id)
+    assert loaded is not None and loaded[0].status is RunStatus.WAITING and loaded[0].resume_at is not None
+    wait = loaded[0].resume_at - world.clock()
+    assert watchdogs(world, run_id)[-1] == pytest.approx(wait + world.service.settings.run_lease_seconds + 0.5)
+    world.clock.advance(wait + world.service.settings.run_lease_seconds + 0.5)
+    await world.service.process(run_id, reason=WATCHDOG)  # the continuation never came
+    assert await world.run(run_id) == (RunStatus.SUCCEEDED, "")
+
+
+async def test_a_rollback_whose_message_is_lost_is_acted_on_by_the_watchdog() -> None:
+    world = World()
+    run_id = await world.submit()
+    await world.service.process(run_id)
+    await world.service.request_rollback(run_id, "alice@contoso.com")
+    assert world.store.queue[-1] == (run_id, world.service.settings.run_lease_seconds + 0.5, WATCHDOG)
+    await world.service.process(run_id, reason=WATCHDOG)
+    assert (await world.run(run_id))[0] is RunStatus.ROLLED_BACK
+    assert world.actions.world == {}
+
+
+async def test_a_watchdog_leaves_a_released_run_with_nothing_due_alone() -> None:
+    world = World()
+    run_id = await world.submit("admin")
+    await world.service.process(run_id)  # waits for two approvals, for a day
+    loaded = await world.store.load(run_id)
+    assert loaded is not None
+    calls, etag = list(world.actions.calls), loaded[1]
+    await world.service.process(run_id, reason=WATCHDOG)
+    after = await world.store.load(run_id)
+    assert after is not None and after[1] == etag and world.actions.calls == calls
