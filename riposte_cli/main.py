@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
+from rich.console import Console, Group
+from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
 
@@ -76,14 +77,62 @@ def _wait(client: Any, run_id: str) -> dict[str, Any]:
             time.sleep(1)
 
 
-def show_run(run: dict[str, Any]) -> None:
-    console.print(
-        f"[bold]{run['playbook']}[/bold] run {run['id']}  {_styled(run['status'])}"
-        + ("  [magenta](dry run)[/magenta]" if run.get("dryRun") else "")
-    )
-    console.print(f"incident: {run['incident'].get('title')}  ({run.get('incidentArmId') or 'no Sentinel incident'})")
+ACTIVE = ("queued", "running", "waiting", "rolling_back")
+
+
+def timeline(run: dict[str, Any], width: int = 48, now: float | None = None) -> Table:
+    """The console's picture in characters: per step, '·' while it waited for an approval, '█' while it ran, '◆' at a
+    decision, on one time axis from the run's creation to its end (or now)."""
+    now = time.time() if now is None else now
+    start = float(run["createdAt"])
+    marks = [t for s in run["steps"] for t in (s.get("startedAt"), s.get("endedAt")) if t]
+    marks += [d["at"] for s in run["steps"] for d in ((s.get("approval") or {}).get("decisions") or [])]
+    end = max([*marks, run.get("finishedAt") or 0, now if run["status"] in ACTIVE else 0, start + 1])
+
+    def column(t: float) -> int:
+        return min(width - 1, max(0, int((t - start) / (end - start) * (width - 1))))
+
+    table = Table("step", f"0 s {'─' * (width - 12)} {end - start:,.0f} s", "status", box=None)
+    for step in run["steps"]:
+        cells = [" "] * width
+        began = step.get("startedAt")
+        decisions = [d["at"] for d in ((step.get("approval") or {}).get("decisions") or [])]
+        if began:
+            ran_from = max(decisions) if decisions else began
+            if step.get("approval"):
+                waited_to = ran_from if decisions else (step.get("endedAt") or now)
+                for i in range(column(began), column(waited_to) + 1):
+                    cells[i] = "·"
+            if step["status"] != "awaiting_approval":
+                for i in range(column(ran_from), column(step.get("endedAt") or now) + 1):
+                    cells[i] = "█"
+        for at in decisions:
+            cells[column(at)] = "◆"
+        retried = f" ↻{step['retries']}" if step.get("retries") else ""
+        table.add_row(step["id"], "".join(cells), _styled(step["status"]) + retried)
+    return table
+
+
+def run_view(run: dict[str, Any]) -> Group:
+    """A run as the terminal shows it: the header, the timeline and the steps table."""
+    parts: list[Any] = [
+        f"[bold]{escape(run['playbook'])}[/bold] run {run['id']}  {_styled(run['status'])}"
+        + ("  [magenta](dry run)[/magenta]" if run.get("dryRun") else ""),
+        f"incident: {escape(str(run['incident'].get('title')))}  "
+        f"({run.get('incidentArmId') or 'no Sentinel incident'})",
+    ]
     if run.get("reason"):
-        console.print(f"reason: {run['reason']}")
+        parts.append(f"reason: {escape(run['reason'])}")
+    parts += [timeline(run), steps_table(run)]
+    return Group(*parts)
+
+
+def show_run(run: dict[str, Any]) -> None:
+    console.print(run_view(run))
+    show_findings(run)
+
+
+def steps_table(run: dict[str, Any]) -> Table:
     table = Table("time", "step", "action", "on", "status", "detail", box=None)
     for step in sorted(run["steps"], key=lambda s: (s.get("startedAt") or 1e20, s["id"])):
         outcome = step.get("outcome") or {}
@@ -99,10 +148,9 @@ def show_run(run: dict[str, Any]) -> None:
             step["uses"],
             str(entity.get("friendlyName") or entity.get("name") or ""),
             _styled(status),
-            detail[:100],
+            escape(detail[:100]),
         )
-    console.print(table)
-    show_findings(run)
+    return table
 
 
 def show_findings(run: dict[str, Any]) -> None:
@@ -167,6 +215,21 @@ def runs_show(run_id: str, wait: Annotated[bool, typer.Option("--wait")] = False
     """A run as a timeline of its steps."""
     with _client() as client:
         show_run(_wait(client, run_id) if wait else _check(client.get(f"/api/runs/{run_id}")))
+
+
+@runs_app.command("watch")
+def runs_watch(run_id: str, interval: Annotated[float, typer.Option(help="Seconds between polls")] = 1.0) -> None:
+    """Follow a run live, its timeline redrawn at each poll, until it finishes (Ctrl-C stops watching, not the run)."""
+    with _client() as client:
+        response = client.get(f"/api/runs/{run_id}")
+        run = _check(response)
+        with Live(run_view(run), console=console, refresh_per_second=4) as live:
+            while response.status_code == 202:
+                time.sleep(interval)
+                response = client.get(f"/api/runs/{run_id}")
+                run = _check(response)
+                live.update(run_view(run))
+    show_findings(run)
 
 
 def _decide(run_id: str, decision: str, step: str | None, comment: str) -> None:
