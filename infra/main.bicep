@@ -68,6 +68,16 @@ param deploySentinelRelay bool = true
 @description('Incident severities the automation rule relays; empty relays every new incident')
 param sentinelRelaySeverities array = []
 
+@description('Entity kinds to deploy a Sentinel entity relay for: each is a playbook an analyst can run on such an entity in the portal ("Run playbook"), posting the entity to Riposte')
+param sentinelEntityRelayKinds array = [
+  'Account'
+  'Host'
+  'IP'
+]
+
+@description('Deploy the Logic Apps custom connector (infra/connector/riposte.swagger.json) for Logic Apps authors')
+param deployConnector bool = true
+
 @description('Deploy the Defender for Cloud relay Logic App and the workflow automation that runs it on new alerts')
 param deployDefenderRelay bool = true
 
@@ -201,6 +211,7 @@ var riposteSettings = {
   RIPOSTE_MANAGED_IDENTITY_CLIENT_ID: identity.outputs.clientId
   RIPOSTE_SUBSCRIPTION_ID: subscription().subscriptionId
   RIPOSTE_WORKSPACE_ID: sentinelWorkspace.properties.customerId
+  RIPOSTE_SENTINEL_WORKSPACE: sentinelWorkspace.id
   RIPOSTE_AUTH_MODE: authMode
   RIPOSTE_AUTH_TENANT_ID: tenant().tenantId
   RIPOSTE_AUTH_AUDIENCE: apiClientId
@@ -337,6 +348,19 @@ module captureRoles 'modules/rbac.bicep' = if (hasCapture) {
   }
 }
 
+// --- the Logic Apps custom connector --------------------------------------------------------------------------
+
+module connector 'modules/connector.bicep' = if (deployConnector) {
+  name: 'riposte-connector'
+  scope: rg
+  params: {
+    name: 'riposte-${token}'
+    location: location
+    tags: tags
+    hostName: replace(functionApp.outputs.url, 'https://', '')
+  }
+}
+
 // --- relays ---------------------------------------------------------------------------------------------------
 
 var runSentinelRelay = deploySentinelRelay && (useGraphExtension || !empty(azureSecurityInsightsPrincipalId))
@@ -355,6 +379,25 @@ module sentinelRelay 'modules/relay.bicep' = if (deploySentinelRelay) {
     functionAppName: functionApp.outputs.name
   }
 }
+
+// Started by analysts from an entity, so no automation rule; Sentinel runs them with the same role (relayRoles).
+module sentinelEntityRelays 'modules/relay.bicep' = [
+  for kind in (deploySentinelRelay ? sentinelEntityRelayKinds : []): {
+    name: 'riposte-sentinel-entity-relay-${toLower(kind)}'
+    scope: rg
+    dependsOn: [
+      storageRoles
+    ]
+    params: {
+      source: 'sentinelEntity'
+      entityType: kind
+      name: 'logic-riposte-entity-${toLower(kind)}-${token}'
+      location: location
+      tags: tags
+      functionAppName: functionApp.outputs.name
+    }
+  }
+]
 
 module relayRoles 'modules/rbac.bicep' = if (runSentinelRelay) {
   name: 'riposte-relay-roles'

@@ -41,6 +41,9 @@ DEMO_TENANT = "6f1d3c2e-5a4b-4c8d-9e7f-0a1b2c3d4e5f"
 DEMO_SETTINGS = {
     "RIPOSTE_SUBSCRIPTION_ID": DEMO_SUBSCRIPTION,
     "RIPOSTE_WORKSPACE_ID": "2b7e4c1d-9f3a-4e5b-8c6d-1a0f9e8d7c6b",
+    # a manual run may name an incident by its number in this workspace
+    "RIPOSTE_SENTINEL_WORKSPACE": f"/subscriptions/{DEMO_SUBSCRIPTION}/resourceGroups/rg-soc/providers/"
+    "Microsoft.OperationalInsights/workspaces/law-sentinel",
     "RIPOSTE_PROTECTED_GROUPS": "5e0a7c3d-2b1f-4a6e-9c8d-7f6e5d4c3b01",  # Break Glass Accounts
     "RIPOSTE_ISOLATION_ALLOWED_PREFIXES": "10.30.1.0/24",  # the jump host's subnet
     "RIPOSTE_BLOCK_IP_NSGS": f"/subscriptions/{DEMO_SUBSCRIPTION}/resourceGroups/rg-network/providers/"
@@ -140,6 +143,7 @@ class Stack:
         )
         env.update(
             {
+                "RIPOSTE_CONSOLE_URL": f"{self.host_url}/api/console/",
                 "RIPOSTE_STATE_DIR": str(self.state_dir),
                 "RIPOSTE_FUNCTION_KEY": self.function_key,
                 "RIPOSTE_HOST_PORT": str(self.host_port),
@@ -400,8 +404,21 @@ class Player:
             r = self.client.post(f"/api/runs/{account_run}/rollback")
             console.print(f"POST /api/runs/{account_run}/rollback -> {r.status_code}")
             self.show(self.wait(account_run))
+        self.start_from_sentinel()
         self.leave_one_for_the_console()
         return len(self.problems)
+
+    def start_from_sentinel(self) -> None:
+        """Where analysts are: a dry run on "incident 1042" (read from Sentinel), and the entity trigger's body."""
+        console.rule("7b. Started from Sentinel: incident 1042 by number, and Run playbook on an entity")
+        r = self.client.post("/api/playbooks/compromised-account/runs", json={"incidentNumber": 1042, "dryRun": True})
+        console.print(f"POST /api/playbooks/compromised-account/runs {{incidentNumber: 1042}} -> {r.status_code}")
+        for run_id in self.run_ids(r.json()) if r.status_code < 400 else []:
+            self.show(self.wait(run_id))
+        answer = self.post_sample("sentinel-entity-trigger-account.json", "/api/incidents?dryRun=true")
+        for run_id in self.run_ids(answer):
+            run = self.wait(run_id)
+            console.print(f"entity trigger: run {run_id} on {run['incident']['title']!r}: {run['status']}")
 
     def triage(self) -> None:
         """The triage playbook run by name on the same incident: its comment shows the threat intelligence hit, the

@@ -350,7 +350,7 @@ class Service:
             await checkpoint(run)
             await self._ended(run)
             return
-        runner = Runner(playbook, self.ports(run), checkpoint, self.clock)
+        runner = Runner(playbook, self.ports(run), checkpoint, self.clock, self.settings.console_url or "")
         log.info("run %s %s", run.id, "rolling back" if run.rollback_requested else f"advancing ({run.status.value})")
         try:
             run = await self._advance_leased(runner, run, checkpoint)
@@ -491,6 +491,35 @@ class Service:
         await port.write_back(IncidentNote(text=message), f"{run.id}:poisoned")
 
     # --- analysts -------------------------------------------------------------------------------------------------
+
+    async def sentinel_incident(self, *, arm_id: str | None, number: int | None, workspace: str | None) -> Any:
+        """The incident, its entities and alerts as Sentinel has them now, named by ARM id or by number in a
+        workspace (RIPOSTE_SENTINEL_WORKSPACE unless given): the payload a manual run on it starts from."""
+        from shared.azure.errors import AzureError, NotFound
+        from shared.azure.sentinel import InvalidIncidentId
+
+        sentinel = azure_clients(self.settings).sentinel
+        try:
+            if arm_id is None:
+                workspace = workspace or self.settings.sentinel_workspace
+                if not workspace:
+                    raise ServiceError(
+                        400, "MissingField", "Name the workspace, or set RIPOSTE_SENTINEL_WORKSPACE.", "workspace"
+                    )
+                arm_id = await sentinel.find_incident(workspace, number or 0)
+                if arm_id is None:
+                    raise ServiceError(
+                        404, "IncidentNotFound", f"No incident {number} in {workspace}.", "incidentNumber"
+                    )
+            return await sentinel.incident_bundle(arm_id)
+        except InvalidIncidentId as error:
+            raise ServiceError(
+                400, "InvalidValue", str(error), "incidentId" if number is None else "workspace"
+            ) from None
+        except NotFound:
+            raise ServiceError(404, "IncidentNotFound", "Sentinel has no such incident.", "incidentId") from None
+        except AzureError as error:
+            raise ServiceError(502, "SentinelUnavailable", f"Sentinel did not answer: {error}", "incidentId") from None
 
     @property
     def approver_groups(self) -> ApproverGroups:

@@ -120,6 +120,16 @@ class Settings(BaseModel):
     managed_identity_client_id: str | None = Field(None, description="Client id of a user-assigned managed identity")
     subscription_id: str | None = Field(None, description="Default subscription for ARM calls")
     workspace_id: str | None = Field(None, description="Log Analytics workspace GUID (customer id) for KQL")
+    console_url: str | None = Field(
+        None,
+        pattern=r"^https?://[^\s#?]+/$",
+        description="The console's address (https://<app>/api/console/): approval requests link to its run pages",
+    )
+    sentinel_workspace: str | None = Field(
+        None,
+        pattern=r"(?i)^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.OperationalInsights/workspaces/[^/]+$",
+        description="ARM id of the Sentinel workspace, so a manual run can name an incident by its number",
+    )
 
     # --- guardrails ---
     protected_users: tuple[str, ...] = Field((), description="Object ids or UPNs automation must never act on")

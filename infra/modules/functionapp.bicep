@@ -46,6 +46,8 @@ var platformSettings = {
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
   // DefaultAzureCredential (azure-identity) picks the user-assigned identity by this client id.
   AZURE_CLIENT_ID: identityClientId
+  // The console's address, which approval requests on incidents link to (a link only opens the run's page).
+  RIPOSTE_CONSOLE_URL: 'https://${site.properties.defaultHostName}/api/console/'
 }
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {

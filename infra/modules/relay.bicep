@@ -1,6 +1,7 @@
 // A Consumption Logic App that relays one source to Riposte: the Microsoft Sentinel incident trigger (run by an
-// automation rule, modules/sentinel-automation.bicep) or the Defender for Cloud alert trigger (run by workflow
-// automation, modules/defender-automation.bicep). It POSTs the trigger body unchanged to /api/incidents, whose
+// automation rule, modules/sentinel-automation.bicep), the Microsoft Sentinel entity trigger (run by an analyst from
+// an entity in the portal: "Run playbook"; one relay per entity kind) or the Defender for Cloud alert trigger (run by
+// workflow automation, modules/defender-automation.bicep). It POSTs the trigger body unchanged to /api/incidents, whose
 // intake reads both shapes, then follows the 202: it polls the run's Location until the run finishes, so the
 // Logic App's run history shows each incident's outcome.
 //
@@ -9,9 +10,13 @@
 
 @allowed([
   'sentinel'
+  'sentinelEntity'
   'defender'
 ])
 param source string
+
+@description('For the entity relay: the entity kind its trigger is offered on in the portal (Account, Host, IP...)')
+param entityType string = 'Account'
 param name string
 param location string
 param tags object = {}
@@ -28,6 +33,12 @@ var sources = {
     triggerName: 'Microsoft_Sentinel_incident'
     path: '/incident-creation'
     displayName: 'Riposte relay: Microsoft Sentinel (managed identity)'
+  }
+  sentinelEntity: {
+    api: 'azuresentinel'
+    triggerName: 'Microsoft_Sentinel_entity'
+    path: '/entity/@{encodeURIComponent(\'${entityType}\')}'
+    displayName: 'Riposte relay: Microsoft Sentinel entity (managed identity)'
   }
   defender: {
     api: 'ascalert'
@@ -57,7 +68,7 @@ resource connection 'Microsoft.Web/connections@2016-06-01' = {
     displayName: chosen.displayName
     customParameterValues: {}
     // The Sentinel connector signs in as the Logic App's managed identity; the Defender alert connector needs none.
-    parameterValueType: source == 'sentinel' ? 'Alternative' : null
+    parameterValueType: chosen.api == 'azuresentinel' ? 'Alternative' : null
     api: {
       id: managedApiId
     }
@@ -298,7 +309,7 @@ resource workflow 'Microsoft.Logic/workflows@2019-05-01' = {
     parameters: {
       '$connections': {
         value: {
-          '${chosen.api}': source == 'sentinel' ? sentinelConnection : defenderConnection
+          '${chosen.api}': chosen.api == 'azuresentinel' ? sentinelConnection : defenderConnection
         }
       }
       riposteUrl: {

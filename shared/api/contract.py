@@ -32,6 +32,15 @@ class ManualRunRequest(_Request):
     """A manual run: an incident payload in any supported dialect, or bare entities."""
 
     incident: dict[str, Any] | None = Field(default=None, description="Any payload POST /api/incidents accepts")
+    incident_id: str | None = Field(
+        default=None, alias="incidentId", description="A Sentinel incident's ARM id: Riposte reads it from Sentinel"
+    )
+    incident_number: int | None = Field(
+        default=None, alias="incidentNumber", ge=1, description="A Sentinel incident's number in the workspace"
+    )
+    workspace: str | None = Field(
+        default=None, description="The workspace's ARM id for incidentNumber (default: RIPOSTE_SENTINEL_WORKSPACE)"
+    )
     entities: list[Any] | None = Field(default=None, description="Sentinel entities, as in an alert's Entities")
     title: str = Field(default="Manual run", description="The title of a run on bare entities")
     severity: str = Field(default="Medium", description="The severity of a run on bare entities")
@@ -183,6 +192,7 @@ class Operation:
     request_schema: dict[str, Any] | None = None  # a body no model describes (any supported dialect)
     request_required: bool = True
     params: tuple[Param, ...] = ()
+    extra_errors: tuple[int, ...] = ()  # upstream failures (502): not the caller's fault, and said so
     security: tuple[tuple[str, ...], ...] = ((KEY, BEARER),)
     visibility: str = "important"  # the Logic Apps connector's x-ms-visibility
 
@@ -285,6 +295,7 @@ OPERATIONS: tuple[Operation, ...] = (
         {202: ACCEPTED, 200: Answer("A repeated request (the same runs)", Submission)}, (*BODY_ERRORS, 404),
         ManualRunRequest,
         params=(Param("name", "path", "The playbook", required=True), IDEMPOTENCY),
+        extra_errors=(502,),
     ),
     Operation(
         "health", "GET", "/health", "Health", "Health", "Liveness and a settings check.", "Operations",

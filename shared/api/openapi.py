@@ -28,6 +28,7 @@ ERRORS = {
     409: "Nothing waits for approval, already decided, or a dry run to roll back",
     413: "The body is larger than RIPOSTE_MAX_BODY_BYTES",
     415: "The body is not JSON",
+    502: "Sentinel did not answer when asked for the incident",
     503: "Riposte is not configured correctly (the message names the setting), or the identity provider is unreachable",
 }
 HEADERS = {
@@ -118,7 +119,7 @@ def operation(op: Operation) -> dict[str, Any]:
         "tags": [op.tag],
         "security": [{scheme: [] for scheme in alternative} for alternative in op.security],
         "responses": {str(s): _answer(a) for s, a in sorted(op.answers.items())}
-        | {str(s): _error(s) for s in sorted(op.errors)},
+        | {str(s): _error(s) for s in sorted((*op.errors, *op.extra_errors))},
     }
     if op.params:
         body["parameters"] = [

@@ -212,7 +212,10 @@ def get_playbooks(req: func.HttpRequest) -> func.HttpResponse:
 
 
 async def manual_run(req: func.HttpRequest) -> func.HttpResponse:
-    """{"incident": <any supported payload>} or {"entities": [...], "title"?, "severity"?}; "dryRun": bool."""
+    """{"incidentId": <ARM id>} or {"incidentNumber": n, "workspace"?} (read from Sentinel), {"incident": <any
+    supported payload>} or {"entities": [...], "title"?, "severity"?}; "dryRun": bool."""
+    from shared.service import ServiceError
+
     caller = await auth.authorise(req, "manual_run")
     if isinstance(caller, func.HttpResponse):
         return caller
@@ -222,7 +225,9 @@ async def manual_run(req: func.HttpRequest) -> func.HttpResponse:
         return intake_error_response(error)
     settings = get_settings()
     try:
-        if body.incident is not None:
+        if body.incident_id is not None or body.incident_number is not None:
+            incident = await _from_sentinel(body)
+        elif body.incident is not None:
             incident = normalise(body.incident, max_entities=settings.max_entities)
         elif body.entities is not None:
             incident = normalise(_synthetic_alert(body), max_entities=settings.max_entities)
@@ -231,6 +236,8 @@ async def manual_run(req: func.HttpRequest) -> func.HttpResponse:
     except IntakeError as error:
         error.target = f"incident.{error.target}" if body.incident is not None else error.target
         return intake_error_response(error)
+    except ServiceError as error:
+        return error_response(error.status, error.code, error.message, error.target)
     return await submit_incident(
         incident,
         playbook=req.route_params["name"],
@@ -239,6 +246,15 @@ async def manual_run(req: func.HttpRequest) -> func.HttpResponse:
         by=caller.label,
         by_id=caller.object_id,
     )
+
+
+async def _from_sentinel(body: contract.ManualRunRequest) -> Incident:
+    """The incident as Sentinel has it now (with its entities and alerts), through the same intake as a relay's."""
+    service = await get_service()
+    payload = await service.sentinel_incident(
+        arm_id=body.incident_id, number=body.incident_number, workspace=body.workspace
+    )
+    return normalise(payload, max_entities=get_settings().max_entities)
 
 
 def _synthetic_alert(body: contract.ManualRunRequest) -> dict[str, Any]:

@@ -261,6 +261,31 @@ class SentinelAdapter:
             raise from_sdk(SERVICE, error) from error
         return _object(updated)
 
+    async def find_incident(self, workspace_arm_id: str, number: int) -> str | None:
+        """The ARM id of the incident numbered `number` in the workspace, or None (the list, filtered, top 1)."""
+        try:
+            workspace = ArmId.parse(workspace_arm_id, WORKSPACE_TYPE)
+        except ValueError:
+            raise InvalidIncidentId(f"{workspace_arm_id[:200]!r} is not a Log Analytics workspace id.") from None
+        ref = IncidentRef(workspace.subscription, workspace.resource_group, workspace.name, "")
+        try:
+            pages: Any = self._client(ref).incidents.list(
+                workspace.resource_group, workspace.name, filter=f"properties/incidentNumber eq {int(number)}", top=1
+            )
+            async for incident in pages:
+                return str(incident.id)
+        except Exception as error:
+            raise from_sdk(SERVICE, error) from error
+        return None
+
+    async def incident_bundle(self, arm_id: str) -> dict[str, Any]:
+        """What a relay would forward for the incident: {"incident", "entities", "alerts"}, read now (intake reads
+        it as the sentinel.incident_bundle dialect)."""
+        incident = await self.get_incident(arm_id)
+        entities = await self.list_entities(arm_id)
+        alerts = await self.list_alerts(arm_id)
+        return {"incident": incident, "entities": entities, "alerts": {"value": alerts}}
+
     async def list_entities(self, arm_id: str) -> dict[str, Any]:
         """POST .../entities: {"entities": [...], "metaData": [{"entityKind", "count"}]}."""
         ref = IncidentRef.parse(arm_id)

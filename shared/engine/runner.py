@@ -55,9 +55,15 @@ log = logging.getLogger("riposte.engine")
 
 class Runner:
     def __init__(
-        self, playbook: Playbook, actions: ActionPort, checkpoint: Checkpoint, clock: Callable[[], float] = time.time
+        self,
+        playbook: Playbook,
+        actions: ActionPort,
+        checkpoint: Checkpoint,
+        clock: Callable[[], float] = time.time,
+        console_url: str = "",
     ) -> None:
         self.playbook = playbook
+        self.console_url = console_url  # approval requests link to the run's page there
         self.actions = actions
         self.checkpoint = checkpoint
         self.clock = clock
@@ -332,6 +338,8 @@ class Runner:
             f"Riposte run {run.id} is waiting for approval of {step.uses} on {target} (step {step.id}). "
             f'Approve: POST /api/runs/{run.id}/approve {{"step": "{step.id}"}} or `riposte approve {run.id}`.'
         )
+        if self.console_url:  # the page shows the plan and asks; opening the link decides nothing
+            message += f" Review and decide in the console: {self.console_url}#/runs/{run.id}"
         await self.actions.write_back(IncidentNote(text=message), f"{run.id}:{step.id}:approval-request")
 
     async def _poll(self, run: Run, step: StepState) -> bool:

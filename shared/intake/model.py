@@ -22,12 +22,16 @@ class Dialect(StrEnum):
     SECURITY_ALERT = (
         "security_alert"  # PascalCase SecurityAlert: legacy Sentinel alert trigger, Defender workflow automation
     )
+    # Logic App "Microsoft Sentinel entity" trigger body: one entity and the incident it was run from, if any
+    SENTINEL_ENTITY_TRIGGER = "sentinel.entity_trigger"
     DEFENDER_ALERT_RESOURCE = "defender.alert_resource"  # Defender for Cloud alerts REST resource / continuous export
     DEFENDER_ACTIVITY_LOG = "defender.activity_log"  # Defender alert as an Azure Activity Log event
 
 
 # The dialects that carry a Sentinel incident (with its ARM id), as opposed to an alert.
-SENTINEL_INCIDENT_DIALECTS = frozenset({Dialect.SENTINEL_INCIDENT_TRIGGER, Dialect.SENTINEL_INCIDENT_RESOURCE})
+SENTINEL_INCIDENT_DIALECTS = frozenset(
+    {Dialect.SENTINEL_INCIDENT_TRIGGER, Dialect.SENTINEL_INCIDENT_RESOURCE, Dialect.SENTINEL_ENTITY_TRIGGER}
+)
 
 
 class Envelope(StrEnum):

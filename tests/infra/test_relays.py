@@ -99,3 +99,15 @@ def test_azd_deploys_this_directory_to_the_function_app_the_templates_tag() -> N
 def test_the_package_leaves_out_what_azure_does_not_run() -> None:
     ignored = set((bicep.ROOT / ".funcignore").read_text().split())
     assert {"infra/", "docs/", "tests/", "local/", "tools/", "riposte_cli/"} <= ignored
+
+
+def test_the_entity_relay_is_the_same_relay_on_the_sentinel_entity_trigger() -> None:
+    sources = bicep.declaration(RELAY, r"var sources\s*=")
+    entity = bicep.declaration(sources, r"sentinelEntity:")
+    assert "triggerName: 'Microsoft_Sentinel_entity'" in entity
+    assert "api: 'azuresentinel'" in entity
+    assert "path: '/entity/@{encodeURIComponent(\\'${entityType}\\')}'" in entity
+    # the same Post_incident and Follow_run: the entity trigger body goes to /api/incidents unchanged
+    relays = bicep.declaration(MAIN, r"module sentinelEntityRelays 'modules/relay.bicep' =")
+    assert "source: 'sentinelEntity'" in relays and "entityType: kind" in relays
+    assert "for kind in (deploySentinelRelay ? sentinelEntityRelayKinds : [])" in relays

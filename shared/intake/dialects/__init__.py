@@ -13,6 +13,7 @@ from shared.intake.dialects.activity_log import from_activity_log
 from shared.intake.dialects.arm_incident import from_bundle, from_resource
 from shared.intake.dialects.defender_alert import from_defender_resource
 from shared.intake.dialects.detection import detect
+from shared.intake.dialects.entity_trigger import from_entity_trigger
 from shared.intake.dialects.security_alert import from_security_alert
 from shared.intake.dialects.sentinel_trigger import from_trigger
 from shared.intake.errors import IntakeError, path_to_target
@@ -23,6 +24,7 @@ NORMALISERS: dict[str, Callable[[Any, int], model.Incident]] = {
     "sentinel.incident_trigger": from_trigger,
     "sentinel.incident_resource": from_resource,
     "sentinel.incident_bundle": from_bundle,
+    "sentinel.entity_trigger": from_entity_trigger,
     "defender.alert_resource": from_defender_resource,
     "security_alert": from_security_alert,
     "defender.activity_log": from_activity_log,

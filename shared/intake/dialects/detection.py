@@ -18,6 +18,10 @@ def detect(payload: Any) -> str:
         type_name = str(payload.get("type", "")).lower()
         if "object" in payload and (_has(payload, "objectSchemaType") or _has(payload, "workspaceInfo")):
             return "sentinel.incident_trigger"
+        if isinstance(payload.get("Entity"), dict) and (
+            _has(payload, "IncidentArmID") or _has(payload, "WorkspaceInfo") or _has(payload, "EntityType")
+        ):
+            return "sentinel.entity_trigger"
         if isinstance(payload.get("incident"), dict):
             return "sentinel.incident_bundle"
         if type_name.endswith("securityinsights/incidents"):
@@ -34,7 +38,8 @@ def detect(payload: Any) -> str:
         return "eventgrid"
     raise IntakeError(
         "UnknownSchema",
-        "The payload is none of the supported shapes: a Sentinel incident trigger body, an ARM incident resource "
+        "The payload is none of the supported shapes: a Sentinel incident or entity trigger body, an ARM incident "
+        "resource "
         "(optionally as {incident, entities, alerts}), a SecurityAlert (Sentinel alert trigger or Defender workflow "
         "automation), a Defender for Cloud alert resource, or an Activity Log alert event.",
         "body",

@@ -58,6 +58,7 @@ class Harness:
         self.book = book
         self.clock = Clock()
         self.actions = MemoryActions()
+        self.console_url = ""
         self.store = MemoryStore(self.clock)
         now = self.clock()
         steps = plan_steps(book, incident)
@@ -72,7 +73,7 @@ class Harness:
         self.etag = await self.store.save(run, self.etag)
 
     def runner(self) -> Runner:
-        return Runner(self.book, self.actions, self.checkpoint, self.clock)
+        return Runner(self.book, self.actions, self.checkpoint, self.clock, self.console_url)
 
     async def advance(self) -> Run:
         self.run = await self.runner().advance(self.run)
@@ -196,7 +197,9 @@ async def test_an_approval_waits_for_its_quorum_of_distinct_approvers() -> None:
     assert harness.actions.calls[:2] == [f"preview {SET}", "write_back"]  # checked, then asked for
     assert list(harness.actions.notes) == ["run-1:switch_off:approval-request"]
     assert "waiting for approval" in harness.actions.notes["run-1:switch_off:approval-request"].text
+    assert "console" not in harness.actions.notes["run-1:switch_off:approval-request"].text
     assert harness.actions.writes == []
+    assert step.preview is not None  # what the approver is shown: the preview taken before asking
 
     assert await harness.decide("switch_off", "alice@contoso.com")
     assert not await harness.decide("switch_off", "ALICE@contoso.com")  # one person, one vote
@@ -491,3 +494,11 @@ async def test_a_wait_polls_until_done_then_tells_the_incident_once() -> None:
     assert run.status is RunStatus.SUCCEEDED
     assert run.step("capture").reason == "finished after 2 polls"
     assert harness.actions.notes["run-1:capture:finished"].text == "capture finished after polling"
+
+
+async def test_the_approval_request_links_to_the_runs_page_in_the_console() -> None:
+    harness = Harness(GATED)
+    harness.console_url = "https://riposte.example/api/console/"
+    await harness.advance()
+    text = harness.actions.notes["run-1:switch_off:approval-request"].text
+    assert "https://riposte.example/api/console/#/runs/run-1" in text
