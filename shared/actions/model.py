@@ -120,3 +120,5 @@ class IncidentNote:
     add_labels: tuple[str, ...] = ()
     status: str | None = None
     severity: str | None = None
+    # Also tell the people on call (the notify webhook, when one is configured): an approval request is worth a ping
+    page: str = ""  # the card's title when it is

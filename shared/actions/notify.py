@@ -66,7 +66,9 @@ def _rich(*runs: dict[str, Any], **extra: Any) -> dict[str, Any]:
     return {"type": "RichTextBlock", "inlines": list(runs), **extra}
 
 
-def build_card(params: WebhookParams, incident_url: str | None, reference: str) -> dict[str, Any]:
+def build_card(
+    params: WebhookParams, incident_url: str | None, reference: str, run_url: str | None = None
+) -> dict[str, Any]:
     """The Teams message: one Adaptive Card whose text is all TextRuns (no Markdown is interpreted)."""
     body: list[dict[str, Any]] = [_rich(_run(_clip(params.title, 200), weight="Bolder", size="Medium"))]
     if params.severity:
@@ -84,8 +86,9 @@ def build_card(params: WebhookParams, incident_url: str | None, reference: str) 
         "body": body,
         "msteams": {"width": "Full"},
     }
-    if incident_url:
-        card["actions"] = [{"type": "Action.OpenUrl", "title": "Open incident", "url": incident_url}]
+    actions = [("Open incident", incident_url), ("Review in Riposte", run_url)]
+    if incident_url or run_url:  # links open pages; deciding an approval takes a signed-in click there
+        card["actions"] = [{"type": "Action.OpenUrl", "title": t, "url": u} for t, u in actions if u]
     return {
         "type": "message",
         "attachments": [{"contentType": CARD_CONTENT_TYPE, "contentUrl": None, "content": card}],
@@ -180,7 +183,9 @@ class SendWebhook:
             except ValueError as error:
                 raise ActionError(f"incident id {incident!r}: {error}") from None
         reference = f"Riposte run {ctx.run_id}" if ctx.run_id else "Riposte"
-        message = build_card(params, incident_url, reference)
+        console = ctx.settings.console_url
+        run_url = f"{console}#/runs/{ctx.run_id}" if console and ctx.run_id else None  # from settings, never input
+        message = build_card(params, incident_url, reference, run_url)
         target = Target(kind="webhook", id=redacted(url), display=urlsplit(url).netloc)
         return Plan(
             target=target, intended={"message": message}, noop=False, reason=f"a card to {urlsplit(url).netloc}"

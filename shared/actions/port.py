@@ -33,6 +33,9 @@ ALERT_STATE_ACTIONS = {
 _TAG = re.compile(r"<[^>]+>")
 
 
+PAGE = "notify.send_webhook"
+
+
 def write_back_actions(*, comment: bool, updates: bool) -> tuple[str, ...]:
     """The actions a write-back may use (for the catalogue: their permissions are the identity's to hold)."""
     return ((COMMENT,) if comment else ()) + ((UPDATE,) if updates else ())
@@ -84,9 +87,20 @@ class ExecutorPort:
     async def settle(self, key: str) -> tuple[Outcome, float] | None:
         return await executor.settle(self.ctx, key)
 
+    async def _page(self, note: IncidentNote, key: str) -> None:
+        """A Teams card for the note (its button opens the run in the console); a failed post is logged by the
+        executor and does not keep the incident from hearing it."""
+        severity = self.incident.get("severity")
+        params: dict[str, Any] = {"title": note.page, "text": note.text}
+        if severity in ("High", "Medium", "Low", "Informational"):
+            params["severity"] = severity
+        await self.respond(PAGE, params, f"{key}:page")
+
     async def write_back(self, note: IncidentNote, key: str) -> list[Outcome] | None:
         """The outcome of every write the note took (comment first), or None when the incident has nowhere to take
         it."""
+        if note.page and self.ctx.settings.notify_webhook_url and not self.ctx.dry_run:
+            await self._page(note, key)
         incident_id = sentinel_incident_id(self.incident)
         if incident_id is None:
             alert_id = defender_alert_id(self.incident)

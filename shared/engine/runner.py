@@ -340,7 +340,8 @@ class Runner:
         )
         if self.console_url:  # the page shows the plan and asks; opening the link decides nothing
             message += f" Review and decide in the console: {self.console_url}#/runs/{run.id}"
-        await self.actions.write_back(IncidentNote(text=message), f"{run.id}:{step.id}:approval-request")
+        page = f"Approval needed: {step.uses} on {target}"[:200]
+        await self.actions.write_back(IncidentNote(text=message, page=page), f"{run.id}:{step.id}:approval-request")
 
     async def _poll(self, run: Run, step: StepState) -> bool:
         definition = self._steps[step.step]

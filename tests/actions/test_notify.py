@@ -156,3 +156,28 @@ async def test_a_webhook_that_keeps_failing_is_a_recorded_failure(make_context: 
     assert outcome.status is Status.FAILED and "after 3 attempts" in outcome.reason
     assert "s3cr3t" not in outcome.reason
     assert len(cloud.requests(service="sink")) == 3
+
+
+async def test_an_approval_request_pages_with_a_button_to_the_run_in_the_console(
+    make_context: ContextFactory, cloud: CloudHandle
+):
+    from shared.actions.model import IncidentNote
+    from shared.actions.port import ExecutorPort
+
+    ctx = make_context(notify_webhook_url=webhook_url(cloud), console_url="https://riposte.example/api/console/")
+    ctx.run_id = "run-9"
+    port = ExecutorPort(ctx, {"dialect": "security_alert", "severity": "High"})  # nowhere to comment: the card only
+    note = IncidentNote(text="Riposte run run-9 is waiting for approval.", page="Approval needed: network.isolate_vm")
+    assert await port.write_back(note, "run-9:isolate.0:approval-request") is None
+    [post] = received(cloud)
+    card = post["body"]["attachments"][0]["content"]
+    assert card["actions"] == [
+        {
+            "type": "Action.OpenUrl",
+            "title": "Review in Riposte",
+            "url": "https://riposte.example/api/console/#/runs/run-9",
+        }
+    ]
+    assert "Approval needed: network.isolate_vm" in card_texts(card)
+    await port.write_back(note, "run-9:isolate.0:approval-request")  # a replay pages once
+    assert len(received(cloud)) == 1

@@ -59,6 +59,9 @@ def test_every_incident_payload_is_accepted(client: httpx.Client, path: Path) ->
     assert response.json()["status"] in ("accepted", "duplicate", "no_playbook")
     incident = response.json()["incident"]
     payload = json.loads(path.read_text())
+    if "Entity" in payload:  # the entity trigger: an incident of that entity, titled after it
+        assert payload["Entity"]["properties"]["friendlyName"] in incident["title"]
+        return
     title = (
         payload.get("object", payload.get("incident", {})).get("properties", {}).get("title")
         or payload.get("AlertDisplayName")
