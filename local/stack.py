@@ -227,6 +227,8 @@ class Stack:
 
     def print_endpoints(self) -> None:
         table = Table(title="Riposte local stack", show_header=False, title_justify="left")
+        table.add_column()
+        table.add_column(overflow="fold")  # the console's address is copied whole, even in a narrow terminal
         table.add_row("functions host", f"{self.host_url}/api")
         table.add_row("console", self.console_url)
         table.add_row("function key", self.function_key)
