@@ -177,7 +177,9 @@ class Service:
         dry_run: bool,
         requested_by: str,
         requested_by_id: str = "",
+        plan: bool = True,
     ) -> Run:
+        """plan=False: intake stores the run without its steps, and the worker plans them (see `with_steps`)."""
         summary = incident.summary()
         now = self.clock()
         run_id = str(uuid.uuid5(RUN_NAMESPACE, f"{key}|{playbook.name}|{dry_run}")) if key else str(uuid.uuid4())
@@ -193,7 +195,7 @@ class Service:
             requested_by_id=requested_by_id.lower(),
             created_at=now,
             updated_at=now,
-            steps=plan_steps(playbook, summary),
+            steps=plan_steps(playbook, summary) if plan else [],
         )
 
     async def submit(
@@ -220,37 +222,50 @@ class Service:
         )
         runs = [
             self.new_run(
-                p, incident, key=key, dry_run=dry_run, requested_by=requested_by, requested_by_id=requested_by_id
+                p,
+                incident,
+                key=key,
+                dry_run=dry_run,
+                requested_by=requested_by,
+                requested_by_id=requested_by_id,
+                plan=False,  # intake does the least before 202: planning is the worker's
             )
             for p in chosen
         ]
         planned = [{"runId": r.id, "playbook": r.playbook} for r in runs]
-        first, recorded = await self.store.claim_delivery(key, planned)
+        # The delivery and each run's place as the incident's active run are claimed at once: a burst's latency is
+        # its storage round trips in sequence. The run ids are derived from the key, so a redelivery claims the same.
+        claimed = await asyncio.gather(self.store.claim_delivery(key, planned), *(self._join_active(r) for r in runs))
+        first, recorded = claimed[0]
+        joins = dict(zip((r.id for r in runs), claimed[1:], strict=True))
         if not first:
             # A redelivery: the same runs, never new ones. Finish creating any the first delivery did not get to.
             wanted = {r["runId"] for r in recorded}
+            for run in runs:
+                if run.id not in wanted and joins[run.id] is None:  # planned now, never by the first delivery
+                    await self._ended(run)
             runs = [r for r in runs if r.id in wanted]
-        summaries: list[dict[str, Any]] = []
-        for run in runs:
-            joined = await self._join_active(run)
-            if joined is not None:
-                summaries.append(joined)
-                continue
-            if await self.store.create(run):
-                await self.store.enqueue(run.id, reason="submitted")
-                await self._watch(run.id)  # should a host die holding that message, the run starts regardless
-                with _context_of(run):
-                    log.info("run %s of %s queued%s", run.id, run.playbook, " (dry run)" if run.dry_run else "")
-                summaries.append(run_summary(run))
-                continue
-            stored = await self.store.load(run.id)
-            if stored is None:
-                continue
-            if stored[0].status is RunStatus.QUEUED:
-                await self.store.enqueue(run.id, reason="redelivered while still queued")  # duplicates are harmless
-            summaries.append(run_summary(stored[0]))
+        results = await asyncio.gather(*(self._create(run, joins[run.id]) for run in runs))
+        summaries = [summary for summary in results if summary is not None]
         reason = "" if recorded else "no playbook matches this incident"
         return Submission(created=first, runs=summaries, unmatched_reason=reason)
+
+    async def _create(self, run: Run, joined: dict[str, Any] | None) -> dict[str, Any] | None:
+        """Creates and queues a run that holds its incident's place, or answers the run it joined or found."""
+        if joined is not None:
+            return joined
+        if await self.store.create(run):
+            # should a host die holding the work item, the watchdog starts the run regardless
+            await asyncio.gather(self.store.enqueue(run.id, reason="submitted"), self._watch(run.id))
+            with _context_of(run):
+                log.info("run %s of %s queued%s", run.id, run.playbook, " (dry run)" if run.dry_run else "")
+            return run_summary(run)
+        stored = await self.store.load(run.id)
+        if stored is None:
+            return None
+        if stored[0].status is RunStatus.QUEUED:
+            await self.store.enqueue(run.id, reason="redelivered while still queued")  # duplicates are harmless
+        return run_summary(stored[0])
 
     async def _join_active(self, run: Run) -> dict[str, Any] | None:
         """At most one active run per playbook per incident: when another delivery of this incident (under another
@@ -277,7 +292,15 @@ class Service:
 
     async def get(self, run_id: str) -> Run | None:
         loaded = await self.store.load(run_id)
-        return loaded[0] if loaded else None
+        return self.with_steps(loaded[0]) if loaded else None
+
+    def with_steps(self, run: Run) -> Run:
+        """The run with its steps: a run intake stored without them gets them planned (deterministically, from its
+        playbook and incident), as the worker that picks it up will plan and save them."""
+        playbook = self.playbooks.get(run.playbook)
+        if not run.steps and run.status is RunStatus.QUEUED and playbook is not None:
+            run.steps = plan_steps(playbook, run.incident)
+        return run
 
     # --- the worker -----------------------------------------------------------------------------------------------
 
@@ -290,6 +313,7 @@ class Service:
         run, etag = loaded
         if reason == WATCHDOG and run.lease is None and not _due(run, self.clock()):
             return  # the invocation it watched ended properly, and queued whatever comes next
+        run = self.with_steps(run)  # saved with the claim
         with telemetry.run_scope(
             run.id, incident_id=_incident_id(run), playbook=run.playbook, dry_run=run.dry_run
         ) as scope:
@@ -311,6 +335,8 @@ class Service:
         # worker (a redelivery beside a continuation), and only one of them may advance it.
         owner = f"{WORKER_ID}:{uuid.uuid4().hex[:8]}"
         run.lease = Lease(owner=owner, until=now + self.settings.run_lease_seconds)
+        if run.status in (RunStatus.QUEUED, RunStatus.WAITING) and not run.rollback_requested:
+            run.status, run.resume_at = RunStatus.RUNNING, None  # saved with the claim: the runner need not save it
         # If this worker dies, its queue message stays invisible for 10 minutes (the Functions runtime's hold on a
         # message it is running); the watchdog brings the run back as soon as the lease has run out. Queued before
         # the lease is taken, so no moment holds a lease without one.
@@ -350,7 +376,14 @@ class Service:
             await checkpoint(run)
             await self._ended(run)
             return
-        runner = Runner(playbook, self.ports(run), checkpoint, self.clock, self.settings.console_url or "")
+        runner = Runner(
+            playbook,
+            self.ports(run),
+            checkpoint,
+            self.clock,
+            self.settings.console_url or "",
+            save_at_end=False,  # _finish_invocation saves the run once
+        )
         log.info("run %s %s", run.id, "rolling back" if run.rollback_requested else f"advancing ({run.status.value})")
         try:
             run = await self._advance_leased(runner, run, checkpoint)

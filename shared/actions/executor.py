@@ -72,19 +72,20 @@ async def respond(
         return Outcome(**base, status=Status.FAILED, reason=f"{name} is an enricher, not a responder")
     responder: Responder = registered.implementation()
     try:
-        previous = await ctx.ledger.get(key)
+        validated = _params(spec, params)
+        # The ledger and the plan's reads at once: a replay after the write (rare) wastes a read the run's cache
+        # mostly holds already, and every first attempt saves a storage round trip.
+        previous, plan = await asyncio.gather(ctx.ledger.get(key), responder.plan(ctx, validated))
         if previous and previous.get("state") == "done":
             done = Outcome.model_validate(previous["outcome"])
             return done  # a replay after the write: report the first outcome, write nothing
-        validated = _params(spec, params)
-        plan = await responder.plan(ctx, validated)
         replayed = False
         interrupted = previous is not None and previous.get("state") == "intent"
         if interrupted and previous is not None:
             plan, replayed = await _judge_interrupted(ctx, responder, validated, plan, previous)
             # A crash between intent and outcome: the world may already be changed, so the prior state that undo
             # must restore is the one recorded before the first attempt, not the one read now.
-            plan = plan.model_copy(update={"prior": Plan.model_validate(previous["plan"]).prior})
+            plan = plan.model_copy(update={"prior": Plan.model_validate(previous["plan"]).prior, "replay": True})
         assert ctx.guardrails is not None
         guarded = ctx.guardrails.blocked(plan.target) or await watchlist_protection(ctx, plan.target)
         checks = await _permission_checks(ctx, spec, plan) if ctx.dry_run else ()

@@ -65,6 +65,7 @@ class Plan(_Model):
     intended: dict[str, Any] = Field(default_factory=dict, description="The change the write makes")
     noop: bool = Field(False, description="Already in the intended state: nothing to write")
     reason: str = ""
+    replay: bool = Field(False, description="An earlier attempt recorded its intent, then vanished: it may have acted")
 
 
 class Status(StrEnum):

@@ -11,8 +11,10 @@ None."""
 
 from __future__ import annotations
 
+import asyncio
 import html
 import re
+from collections.abc import Awaitable
 from typing import Any
 
 from shared.actions import executor
@@ -97,19 +99,19 @@ class ExecutorPort:
         await self.respond(PAGE, params, f"{key}:page")
 
     async def write_back(self, note: IncidentNote, key: str) -> list[Outcome] | None:
-        """The outcome of every write the note took (comment first), or None when the incident has nowhere to take
-        it."""
+        """The outcome of every write the note took (comment first; both at once), or None when the incident has
+        nowhere to take it."""
         if note.page and self.ctx.settings.notify_webhook_url and not self.ctx.dry_run:
             await self._page(note, key)
         incident_id = sentinel_incident_id(self.incident)
         if incident_id is None:
             alert_id = defender_alert_id(self.incident)
             return await self._write_back_alert(alert_id, note, key) if alert_id else None
-        writes: list[Outcome] = []
+        writes: list[Awaitable[Outcome]] = []
         if note.html is not None:
-            writes.append(await self.respond(COMMENT, {"incident_id": incident_id, "html": note.html}, key))
+            writes.append(self.respond(COMMENT, {"incident_id": incident_id, "html": note.html}, key))
         elif note.text:
-            writes.append(await self.respond(COMMENT, {"incident_id": incident_id, "text": note.text}, key))
+            writes.append(self.respond(COMMENT, {"incident_id": incident_id, "text": note.text}, key))
         changes: dict[str, Any] = {}
         if note.add_labels:
             changes["add_labels"] = list(note.add_labels)
@@ -118,8 +120,10 @@ class ExecutorPort:
         if note.severity:
             changes["severity"] = note.severity
         if changes:
-            writes.append(await self.respond(UPDATE, {"incident_id": incident_id, **changes}, f"{key}-update"))
-        return writes
+            writes.append(self.respond(UPDATE, {"incident_id": incident_id, **changes}, f"{key}-update"))
+        # One wave: the comment and the update plan from one read of the incident and write side by side (the update
+        # re-reads and re-applies should the comment have moved the incident's etag).
+        return list(await asyncio.gather(*writes))
 
     async def _write_back_alert(self, alert_id: str, note: IncidentNote, key: str) -> list[Outcome]:
         """A Defender alert without a Sentinel incident: its state, and the summary as a notification."""

@@ -259,7 +259,8 @@ class AddComment:
     async def apply(self, ctx: ActionContext, plan: Plan, key: str) -> dict[str, Any]:
         incident_id, message = str(plan.intended["incidentId"]), str(plan.intended["message"])
         comment_id = comment_id_for(incident_id, key)
-        existing = await ctx.azure.sentinel.get_comment(incident_id, comment_id)
+        # Only a replay can find the comment there already (the id comes from the key): a first attempt just PUTs.
+        existing = await ctx.azure.sentinel.get_comment(incident_id, comment_id) if plan.replay else None
         if existing is not None and (existing.get("properties") or {}).get("message") == message:
             # Written by an earlier attempt whose outcome was lost: the PUT would change nothing.
             return {"commentId": comment_id, "id": existing.get("id"), "written": False}

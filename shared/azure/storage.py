@@ -178,6 +178,9 @@ class TableStore:
         from azure.core import MatchConditions
         from azure.data.tables import TableTransactionError, UpdateMode
 
+        if not upserts:
+            # One entity needs no batch: a batch's multipart body costs several times the CPU of a plain request.
+            return await self.create(guarded) if create else await self.replace(guarded, etag)
         operations: list[Any] = []
         if create:
             operations.append(("create", guarded))

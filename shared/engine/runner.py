@@ -61,13 +61,20 @@ class Runner:
         checkpoint: Checkpoint,
         clock: Callable[[], float] = time.time,
         console_url: str = "",
+        *,
+        save_at_end: bool = True,  # False: the caller saves the run once advance returns (the worker does)
     ) -> None:
+        self.save_at_end = save_at_end
         self.playbook = playbook
         self.console_url = console_url  # approval requests link to the run's page there
         self.actions = actions
         self.checkpoint = checkpoint
         self.clock = clock
         self._save_lock = asyncio.Lock()
+        self._group: asyncio.TaskGroup | None = None
+        self._flusher: asyncio.Task[None] | None = None
+        self._dirty = False
+        self._closing = False
         self._steps = {s.id: s for s in (*playbook.enrich, *playbook.actions)}
 
     # --- the loop ------------------------------------------------------------------------------------------------
@@ -77,25 +84,64 @@ class Runner:
             return await self.rollback(run)
         if not run.status.active:
             return run
-        run.status = RunStatus.RUNNING
-        run.resume_at = None
-        await self._save(run)
-        while not run.rollback_requested:  # a rollback asked for meanwhile: start nothing new, undo instead
-            now = self.clock()
-            batch = [s for s in run.steps if self._ready(run, s, now)]
-            if not batch:
-                break
-            # A TaskGroup, not gather: if one step fails (a lost lease), its siblings are cancelled rather than left
-            # acting for an invocation that no longer owns the run.
-            async with asyncio.TaskGroup() as group:
-                tasks = [group.create_task(self._run_step(run, s)) for s in batch]
-            if not any(task.result() for task in tasks):
-                break
+        if run.status is not RunStatus.RUNNING or run.resume_at is not None:
+            run.status = RunStatus.RUNNING
+            run.resume_at = None
+            await self._save(run)
+        await self._run_ready(run)
         if run.rollback_requested:
             return await self.rollback(run)
         self._settle(run)
-        await self._save(run)
+        if self.save_at_end:
+            await self._save(run)
         return run
+
+    async def _run_ready(self, run: Run) -> None:
+        """Starts each step as soon as the steps it needs have finished, not wave by wave, until nothing more is
+        ready; a rollback asked for meanwhile starts nothing new. A step that changed nothing (an approval still
+        awaited) is not run again until another step changes something. A TaskGroup, not gather: if one step fails
+        (a lost lease), its siblings and the checkpoint in flight are cancelled rather than left acting for an
+        invocation that no longer owns the run."""
+        try:
+            async with asyncio.TaskGroup() as group:
+                self._group = group
+                running: dict[str, asyncio.Task[bool]] = {}
+                quiet: set[str] = set()
+                while True:
+                    now = self.clock()
+                    for step in run.steps:
+                        if run.rollback_requested or step.id in running or step.id in quiet:
+                            continue
+                        if self._ready(run, step, now):
+                            running[step.id] = group.create_task(self._run_step(run, step))
+                    if not running:
+                        self._closing = True  # the run's own save after this covers what is left to write
+                        break
+                    done, _ = await asyncio.wait(running.values(), return_when=asyncio.FIRST_COMPLETED)
+                    for step_id, task in list(running.items()):
+                        if task in done:
+                            del running[step_id]
+                            if task.result():
+                                quiet.clear()
+                            else:
+                                quiet.add(step_id)
+        finally:
+            self._group, self._closing = None, False
+
+    def _save_soon(self, run: Run) -> None:
+        """A finished step's checkpoint, off the critical path: the steps after it start while it is written, and
+        checkpoints requested meanwhile are written as one. Safe because the ledger, not the run, is what keeps an
+        action from happening twice, and a failed save (a lost lease) cancels every step of the group."""
+        self._dirty = True
+        if self._group is None:
+            raise RuntimeError("_save_soon outside _run_ready")
+        if self._flusher is None or self._flusher.done():
+            self._flusher = self._group.create_task(self._flush(run))
+
+    async def _flush(self, run: Run) -> None:
+        while self._dirty and not self._closing:
+            self._dirty = False
+            await self._save(run)
 
     def _ready(self, run: Run, step: StepState, now: float) -> bool:
         if step.status is StepStatus.POLLING:
@@ -143,7 +189,10 @@ class Runner:
         step.status = status
         step.reason = reason or step.reason
         step.ended_at = self.clock()
-        await self._save(run)
+        if self._group is not None:
+            self._save_soon(run)
+        else:
+            await self._save(run)
         return True
 
     # --- one step ------------------------------------------------------------------------------------------------

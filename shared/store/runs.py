@@ -133,13 +133,15 @@ class RunStore:
         }
 
     async def create(self, run: Run) -> bool:
-        """Creates the run with its steps; False when a run with that id already exists (a redelivery)."""
+        """Creates the run, with its steps if it has any (intake leaves planning them to the worker); False when a
+        run with that id already exists (a redelivery)."""
         steps = [self._step_entity(run.id, i, s) for i, s in enumerate(run.steps)]
         try:
             await self.runs.transaction(self._header(run), None, steps, create=True)
         except EntityExists:
             return False
-        self._saved[run.id] = {s.id: json.dumps(s.model_dump(mode="json", by_alias=True)) for s in run.steps}
+        if run.steps:
+            self._saved[run.id] = {s.id: json.dumps(s.model_dump(mode="json", by_alias=True)) for s in run.steps}
         await self._index(run)
         return True
 

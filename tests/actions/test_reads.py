@@ -1,6 +1,7 @@
 """The per-run read cache (shared.actions.reads) on the real Graph adapter against the emulated cloud: one request
 per object however many actions and concurrent readers ask, a fresh read after our own write of the object (a plan's
-prior state must be current for exact undo), failures not kept, and nothing shared between run invocations."""
+prior state must be current for exact undo) unless the write says what the object now holds, failures not kept, and
+nothing shared between run invocations."""
 
 from __future__ import annotations
 
@@ -52,12 +53,16 @@ async def test_a_read_after_our_write_is_fresh_and_undo_restores_it(
     disabled = await executor.respond(ctx, "entra.disable_user", {"aadUserId": ADELE}, key="d1")
     assert disabled.status is Status.DONE and disabled.prior == {"accountEnabled": True}
     cloud.clear_requests()
-    # the enable plan follows our PATCH: it must read the user again and see the account disabled
+    # the enable plan follows our PATCH, which says what the user holds now: it sees the account disabled unread
     enabled = await executor.respond(ctx, "entra.enable_user", {"aadUserId": ADELE}, key="e1")
     assert enabled.status is Status.DONE and enabled.prior == {"accountEnabled": False}
-    assert user_reads(cloud, ADELE) == 1
     again = await executor.enrich(ctx, "entra.get_user", {"aadUserId": ADELE})
     assert again.data["accountEnabled"] is True
+    assert user_reads(cloud, ADELE) == 0
+    # revoking moves signInSessionsValidFromDateTime to a time only Graph knows: the next reader reads again
+    await executor.respond(ctx, "entra.revoke_sessions", {"aadUserId": ADELE}, key="r1")
+    await executor.enrich(ctx, "entra.get_user", {"aadUserId": ADELE})
+    assert user_reads(cloud, ADELE) == 1
     confirmed = await executor.respond(ctx, "identity.confirm_compromised", {"aadUserId": ADELE}, key="c1")
     assert confirmed.status is Status.DONE
     risk = await executor.enrich(ctx, "identity.get_risky_user", {"aadUserId": ADELE})

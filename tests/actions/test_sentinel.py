@@ -128,24 +128,30 @@ async def test_add_comment_replayed_with_the_same_key_writes_nothing(make_contex
     cloud.admin.delete("/requests").raise_for_status()
     again = await executor.respond(make_context(ledger=ledger), "sentinel.add_comment", params, key="k1")
     assert again == first
-    assert cloud.requests() == []  # the ledger answered: not even a read
+    # the ledger answered: nothing written (its plan's reads run beside the ledger read, so a replay may read)
+    assert [r for r in cloud.requests() if r["method"] != "GET"] == []
     assert len(comments(cloud, SIGNIN_INCIDENT)) == 1
 
 
 async def test_add_comment_retried_after_a_lost_outcome_does_not_duplicate(
     make_context: ContextFactory, cloud: CloudHandle
 ):
-    """A worker wrote the comment and crashed before recording it: the retry (a new ledger) finds it by its id."""
+    """A worker wrote the comment and crashed before recording it (its intent alone is in the ledger): the retry
+    finds the comment by its id. A first attempt does not look for it."""
     params = {"incidentId": SIGNIN_INCIDENT, "text": "Riposte disabled adele.vance."}
-    await executor.respond(make_context(), "sentinel.add_comment", params, key="k1")
+    ledger = MemoryLedger()
+    await executor.respond(make_context(ledger=ledger), "sentinel.add_comment", params, key="k1")
+    assert [r["method"] for r in cloud.requests() if "/comments/" in r["path"]] == ["PUT"]
+    ledger.entries["k1"].update(state="intent", at=time.time() - 60)  # the outcome was lost
+    ledger.entries["k1"].pop("outcome")
     cloud.admin.delete("/requests").raise_for_status()
-    retry = await executor.respond(make_context(), "sentinel.add_comment", params, key="k1")
+    retry = await executor.respond(make_context(ledger=ledger), "sentinel.add_comment", params, key="k1")
     assert retry.status is Status.DONE and retry.result["written"] is False
     assert sentinel_puts(cloud) == []
     assert len(comments(cloud, SIGNIN_INCIDENT)) == 1
     # a retry whose text changed (a re-rendered summary) updates the same comment: still one
     changed = {**params, "text": "Riposte disabled adele.vance and revoked her sessions."}
-    await executor.respond(make_context(), "sentinel.add_comment", changed, key="k1")
+    await executor.respond(make_context(), "sentinel.add_comment", changed, key="k1")  # a new ledger: no lookup
     [comment] = comments(cloud, SIGNIN_INCIDENT)
     assert comment["properties"]["message"] == "<p>Riposte disabled adele.vance and revoked her sessions.</p>"
     assert len(sentinel_puts(cloud)) == 1

@@ -3,6 +3,7 @@ by hand. Planning, approvals, retries of transient failures, a lost lease, rollb
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -502,3 +503,40 @@ async def test_the_approval_request_links_to_the_runs_page_in_the_console() -> N
     await harness.advance()
     text = harness.actions.notes["run-1:switch_off:approval-request"].text
     assert "https://riposte.example/api/console/#/runs/run-1" in text
+
+
+# -------------------------------------------------------------------------------------------------------- scheduling
+
+CHAINED = playbook(
+    enrich=[
+        {"id": "lookup", "uses": READ, "for_each": "Account", "with": {"target": "entity.aadUserId"}},
+        {"id": "again", "uses": READ, "for_each": "Account", "needs": ["lookup"], "with": {"target": '"again"'}},
+    ]
+)
+
+
+class SlowFor(MemoryActions):
+    """Reads of u2 take a while; every read's start and end is recorded."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.events: list[str] = []
+
+    async def enrich(self, name: str, params: dict[str, Any], time_limit_s: float | None = None) -> Any:
+        target = str(params.get("target"))
+        self.events.append(f"start {target}")
+        if target == "u2":
+            for _ in range(20):
+                await asyncio.sleep(0)
+        found = await super().enrich(name, params, time_limit_s)
+        self.events.append(f"end {target}")
+        return found
+
+
+async def test_a_step_starts_when_its_own_needs_finish_not_when_the_wave_does() -> None:
+    harness = Harness(CHAINED)
+    harness.actions = actions = SlowFor()
+    run = await harness.advance()
+    assert run.status is RunStatus.SUCCEEDED
+    assert actions.events.index("start again") < actions.events.index("end u2")
+    assert (await harness.stored()).status is RunStatus.SUCCEEDED  # the checkpoints written meanwhile end saved
