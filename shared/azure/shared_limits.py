@@ -207,7 +207,6 @@ class SharedSlots:
         self.count = count
         self.lease_s = lease_s
         self._waiters: deque[asyncio.Future[_Lease]] = deque()
-        self._claiming = False
         self.claims = 0  # round trips that claimed a slot (for the benches)
 
     @asynccontextmanager
@@ -237,14 +236,11 @@ class SharedSlots:
 
     async def _take(self) -> _Lease:
         while True:
-            if not self._claiming:  # one claim at a time per process: the other callers wait for a hand-over
-                self._claiming = True
-                try:
-                    lease = await self._claim()
-                finally:
-                    self._claiming = False
-                if lease is not None:
-                    return lease
+            # Callers claim side by side (each tries the free slots in its own random order), so a run's independent
+            # queries run at once; only when no slot is free does a caller wait for a hand-over or poll again.
+            lease = await self._claim()
+            if lease is not None:
+                return lease
             waiter: asyncio.Future[_Lease] = asyncio.get_running_loop().create_future()
             self._waiters.append(waiter)
             try:

@@ -16,16 +16,18 @@ from tests.e2e.test_runs import post
 INCIDENT = "/subscriptions/{subscription}/resourcegroups/{group}/providers/Microsoft.OperationalInsights/workspaces/{workspace}/providers/Microsoft.SecurityInsights/incidents/{incident}"  # noqa: E501
 # Before the per-run read cache: 20 calls, the user and its memberships read 4 times each, the risky user twice.
 # Then 14: the user read again after the PATCH, the incident read by the comment and the update one after the other,
-# the comment looked for before it was written (15 with the VIP watchlist query). Now 12.
+# the comment looked for before it was written (15 with the VIP watchlist query). Now 12, and 15 with v2's password
+# change and named location.
 EXPECTED = {
     "GET /v1.0/users/{user_id}": 1,  # profile, shared by the plans (the PATCH says what it changed)
     "GET /v1.0/users/{user_id}/transitiveMemberOf": 1,
     "GET /v1.0/identityProtection/riskyUsers/{risky_user_id}": 1,
     "GET /v1.0/identityProtection/riskDetections": 1,
     "POST /v1/workspaces/{workspace_id}/query": 2,  # sign-ins, the VIP watchlist
-    "PATCH /v1.0/users/{user_id}": 1,
+    "PATCH /v1.0/users/{user_id}": 2,  # disable; require a password change
     "POST /v1.0/users/{user_id}/revokeSignInSessions": 1,
     "POST /v1.0/identityProtection/riskyUsers/confirmCompromised": 1,
+    "GET /v1.0/identity/conditionalAccess/namedLocations/{location_id}": 2,  # each address's plan (both already in)
     f"GET {INCIDENT}": 1,  # the comment and the update plan from one read
     f"PUT {INCIDENT}/comments/{{comment}}": 1,
     f"PUT {INCIDENT}": 1,
@@ -48,6 +50,8 @@ def reads_without_a_write_between(calls: list[dict[str, Any]]) -> list[str]:
     again: list[str] = []
     for call in calls:
         target = graph_object(call["path"])
+        if "/namedlocations/" in target:
+            continue  # Graph replaces a named location's whole list: each write reads it again under the write lock
         if call["method"] == "GET":
             if target in read:
                 again.append(target)
@@ -69,12 +73,12 @@ def test_calls_per_compromised_account_run(client: httpx.Client, cloud: CloudHan
     assert reads_without_a_write_between(graph) == []
     counted = Counter(f"{r['method']} {r['pattern']}" for r in calls)
     user_writes = counted["PATCH /v1.0/users/{user_id}"] + counted["POST /v1.0/users/{user_id}/revokeSignInSessions"]
+    assert user_writes == 3
     # revoke and confirm plan concurrently after the PATCH from what it left known, unless (on a loaded machine) the
     # revocation lands before confirm's plan reads: a write in between, so a legitimate second read
     if counted["GET /v1.0/users/{user_id}"] == 2:
         order = [r["method"] for r in graph if r["pattern"].startswith("/v1.0/users/{user_id}")]
         assert order.index("POST") < len(order) - 1 - order[::-1].index("GET"), order
         counted["GET /v1.0/users/{user_id}"] = 1
-    assert user_writes == 2
-    assert dict(counted) == EXPECTED
-    assert sum(EXPECTED.values()) == 12
+    assert dict(counted) == EXPECTED, dict(counted)
+    assert sum(EXPECTED.values()) == 15
