@@ -168,7 +168,7 @@ def test_sigkill_the_worker_at_random_points(cloud: CloudHandle, own_host: Host)
             time.sleep(chooser.uniform(0.2, 1.2))
             own_host.kill()
             own_host.start()
-        finished = wait_all(client, runs, timeout=120)
+        finished = wait_all(client, runs, timeout=300)  # a bound for a loaded machine, not a target
     assert {r["status"] for r in finished.values()} == {"succeeded"}, [r["reason"] for r in finished.values()]
     counts = successful_writes(cloud, ids)
     for object_id in ids:
@@ -183,7 +183,7 @@ def test_injected_errors_and_throttling(cloud: CloudHandle, own_host: Host) -> N
     cloud.add_fault(match="* /v1.0/*", errorRate=0.1, status=429, retryAfter=1)
     with httpx.Client(base_url=own_host.url, headers={"x-functions-key": FUNCTION_KEY}, timeout=30) as client:
         runs = submit_all(client, ids)
-        finished = wait_all(client, runs, timeout=180)
+        finished = wait_all(client, runs, timeout=300)
     for run in finished.values():
         assert run["status"] in ("succeeded", "failed")
         if run["status"] == "failed":
@@ -226,7 +226,7 @@ def test_an_action_slower_than_the_lease_runs_once(
         runs = submit_all(client, ids)
         time.sleep(1.0)
         send_duplicates(fresh_azurite, runs)
-        finished = wait_all(client, runs, timeout=90)
+        finished = wait_all(client, runs, timeout=240)
     assert {r["status"] for r in finished.values()} == {"succeeded"}, [r["reason"] for r in finished.values()]
     counts = successful_writes(cloud, ids)
     assert [counts[(object_id, "disable")] for object_id in ids] == [1] * len(ids)
@@ -246,7 +246,7 @@ def test_rollback_requested_while_an_action_runs_undoes_it(
             time.sleep(0.05)
         time.sleep(0.8)  # the PATCH that disables the account is on its way
         assert client.post(f"/api/runs/{run_id}/rollback").status_code == 202
-        run = wait_all(client, [run_id], timeout=60)[run_id]
+        run = wait_all(client, [run_id], timeout=180)[run_id]
     user = next(u for u in cloud.tenant()["graph"]["users"] if u["id"] == ids[0])
     assert (run["status"], user["accountEnabled"]) == ("rolled_back", True), run
 
@@ -260,20 +260,24 @@ def test_a_failed_undo_ends_the_run_and_a_second_rollback_retries_it(
         cloud.add_fault(match=match, latency={"fixedMs": delay})
     with analyst(host, cloud_server) as client:
         run_id = submit_all(client, ids)[0]
-        deadline = time.monotonic() + 30
-        while client.get(f"/api/runs/{run_id}").json()["steps"][0]["status"] != "done":
+        # Once the disabling PATCH has been applied (the cloud logs a request when it has answered it), the next
+        # account write is the undo, and it is refused. Waiting for the write, not for a time, holds on a slow machine.
+        deadline = time.monotonic() + 120
+        while not any(
+            e["method"] == "PATCH" and 200 <= e["status"] < 300 and ids[0] in e["path"]
+            for e in cloud.requests(service="graph")
+        ):
             assert time.monotonic() < deadline
-            time.sleep(0.05)
-        time.sleep(0.8)  # the disabling PATCH is on its way; the next account write (the undo) is refused
+            time.sleep(0.1)
         refusal = {"match": "PATCH /v1.0/users/*", "status": 403, "count": 1}
         cloud.add_fault(**refusal)
         assert client.post(f"/api/runs/{run_id}/rollback").status_code == 202
-        failed = wait_all(client, [run_id], timeout=60)[run_id]
+        failed = wait_all(client, [run_id], timeout=180)[run_id]
         assert failed["status"] == "failed" and "undo of disable.0 failed" in failed["reason"], failed
         time.sleep(2)
         assert client.get(f"/api/runs/{run_id}").status_code == 200  # it stays ended
         assert client.post(f"/api/runs/{run_id}/rollback").status_code == 202
-        again = wait_all(client, [run_id], timeout=60)[run_id]
+        again = wait_all(client, [run_id], timeout=180)[run_id]
     user = next(u for u in cloud.tenant()["graph"]["users"] if u["id"] == ids[0])
     assert (again["status"], user["accountEnabled"]) == ("rolled_back", True), again
 
@@ -290,8 +294,10 @@ def test_a_killed_worker_s_runs_resume_within_their_lease(cloud: CloudHandle, ma
         host.kill()
         killed = time.monotonic()
         host.start()
-        wait_all(client, runs, timeout=60)
-    assert time.monotonic() - killed < 8 + 20
+        wait_all(client, runs, timeout=180)
+    # The promise is a resume within 60 s of the kill (here the lease is 8 s): generous, as a loaded machine restarts
+    # the host slowly, but far below the 600 s the held message would take.
+    assert time.monotonic() - killed < 60
 
 
 def test_a_lost_response_after_a_write_does_not_repeat_it(cloud: CloudHandle, own_host: Host) -> None:
@@ -301,7 +307,7 @@ def test_a_lost_response_after_a_write_does_not_repeat_it(cloud: CloudHandle, ow
         cloud.add_fault(**fault)
     with httpx.Client(base_url=own_host.url, headers={"x-functions-key": FUNCTION_KEY}, timeout=30) as client:
         runs = submit_all(client, ids)
-        finished = wait_all(client, runs, timeout=120)
+        finished = wait_all(client, runs, timeout=240)
     assert {r["status"] for r in finished.values()} == {"succeeded"}, [r["reason"] for r in finished.values()]
     applied: Counter[tuple[str, str]] = Counter()
     for entry in cloud.requests(service="graph"):
@@ -327,7 +333,7 @@ def test_one_incident_under_three_delivery_ids_is_one_run(cloud: CloudHandle, ow
         assert all(r.status_code in (200, 202) for r in responses), [r.text for r in responses]
         run_ids = {run["id"] for r in responses for run in r.json()["runs"]}
         assert len(run_ids) == 1, run_ids
-        wait_all(client, list(run_ids), timeout=60)
+        wait_all(client, list(run_ids), timeout=180)
         # once that run has ended, the incident may be handled again
         again = client.post("/api/incidents", json=body, headers={"Idempotency-Key": "delivery-later"})
         assert again.status_code == 202 and again.json()["runs"][0]["id"] not in run_ids, again.text
