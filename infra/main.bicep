@@ -319,6 +319,7 @@ module targetRoles 'modules/rbac.bicep' = [
         roles.outputs.vmResponderRoleId // Riposte VM Responder
         roles.outputs.networkResponderRoleId // Riposte Network Responder
         roles.outputs.defenderResponderRoleId // Riposte Defender Responder
+        roles.outputs.storageResponderRoleId // Riposte Storage Responder
         '39bc4728-0917-49c7-9d2c-d95423bc2eb4' // Security Reader
       ]
     }

@@ -325,6 +325,7 @@ class Player:
     def compromised_device(self) -> None:
         _compromised_device(self)
         _compromised_app(self)
+        _storage_anomaly(self)
 
     def run_ids(self, answer: dict[str, Any]) -> list[str]:
         runs = answer.get("runs") or [r for i in answer.get("incidents", []) for r in i["runs"]]
@@ -501,6 +502,20 @@ def _compromised_app(player: Player) -> None:
         player.show(run)
         if run.get("status") != "succeeded":
             player.problems.append(f"compromised-app: the run is {run.get('status')}")
+
+
+def _storage_anomaly(player: Player) -> None:
+    console.rule("7b. A Defender for Storage alert: the account locked down, shared keys after approval")
+    answer = player.post_sample("defender-storage-alert-eventgrid.json", "/api/events")
+    for run_id in player.run_ids(answer):
+        run = player.wait(run_id, until=lambda r: any(s["status"] == "awaiting_approval" for s in r["steps"]))
+        for step in [s["id"] for s in run["steps"] if s["status"] == "awaiting_approval"]:
+            r = player.client.post(f"/api/runs/{run_id}/approve", json={"step": step, "comment": "demo approval"})
+            console.print(f"POST /api/runs/{run_id}/approve {step} -> {r.status_code}")
+        run = player.wait(run_id)
+        player.show(run)
+        if run.get("status") != "succeeded":
+            player.problems.append(f"storage-anomaly: the run is {run.get('status')}")
 
 
 def _request_for(name: str, body: Any) -> tuple[str, dict[str, str]]:

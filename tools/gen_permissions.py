@@ -77,6 +77,7 @@ AZURE_ROLES: dict[str, AzureRole] = {
     "Riposte Network Responder": AzureRole("", "targets", "networkResponderRoleId"),
     "Riposte Capture Storage": AzureRole("", "capture", "captureStorageRoleId"),
     "Riposte Defender Responder": AzureRole("", "targets", "defenderResponderRoleId"),
+    "Riposte Storage Responder": AzureRole("", "targets", "storageResponderRoleId"),
 }
 
 # Where each scope key is, and which rbac module call in infra/main.bicep assigns its roles.

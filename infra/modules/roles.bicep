@@ -57,6 +57,11 @@ var defenderResponderActions = [
   'Microsoft.Security/locations/alerts/activate/action'
 ]
 
+var storageResponderActions = [
+  'Microsoft.Storage/storageAccounts/read'
+  'Microsoft.Storage/storageAccounts/write'
+]
+
 resource vmResponder 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
   name: guid(subscription().id, environmentName, 'Riposte VM Responder')
   properties: {
@@ -121,8 +126,25 @@ resource defenderResponder 'Microsoft.Authorization/roleDefinitions@2022-04-01' 
   }
 }
 
+resource storageResponder 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
+  name: guid(subscription().id, environmentName, 'Riposte Storage Responder')
+  properties: {
+    roleName: 'Riposte Storage Responder (${environmentName})'
+    description: 'Riposte: read storage accounts and change their settings (public access, shared key, firewall). No keys.'
+    type: 'CustomRole'
+    permissions: [
+      {
+        actions: storageResponderActions
+        notActions: []
+      }
+    ]
+    assignableScopes: assignableScopes
+  }
+}
+
 // The role definition ids (GUIDs), as rbac.bicep takes them.
 output vmResponderRoleId string = vmResponder.name
 output networkResponderRoleId string = networkResponder.name
 output captureStorageRoleId string = captureStorage.name
 output defenderResponderRoleId string = defenderResponder.name
+output storageResponderRoleId string = storageResponder.name

@@ -9,6 +9,7 @@ from local.cloud.arm_network import NetworkProvider
 from local.cloud.arm_resources import ResourcesProvider
 from local.cloud.arm_security import SecurityAlertsProvider, SecurityProvider
 from local.cloud.arm_sentinel import SentinelProvider
+from local.cloud.arm_storage import StorageProvider
 from local.cloud.graph import GraphProvider
 from local.cloud.graph_directory import GraphDirectoryProvider
 from local.cloud.graph_signins import GraphSigninsProvider
@@ -31,6 +32,7 @@ PROVIDERS: tuple[type[Provider], ...] = (
     ComputeProvider,
     NetworkProvider,
     SentinelProvider,
+    StorageProvider,
     SecurityProvider,
     SecurityAlertsProvider,
     AuthorizationProvider,

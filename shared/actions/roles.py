@@ -16,7 +16,8 @@ VM_RESPONDER = "Riposte VM Responder"
 NETWORK_RESPONDER = "Riposte Network Responder"
 CAPTURE_STORAGE = "Riposte Capture Storage"
 DEFENDER_RESPONDER = "Riposte Defender Responder"
-CUSTOM_ROLES = (VM_RESPONDER, NETWORK_RESPONDER, CAPTURE_STORAGE, DEFENDER_RESPONDER)
+STORAGE_RESPONDER = "Riposte Storage Responder"
+CUSTOM_ROLES = (VM_RESPONDER, NETWORK_RESPONDER, CAPTURE_STORAGE, DEFENDER_RESPONDER, STORAGE_RESPONDER)
 
 
 def vm(*operations: str) -> tuple[Permission, ...]:
@@ -26,6 +27,11 @@ def vm(*operations: str) -> tuple[Permission, ...]:
 def defender_alerts(*operations: str) -> tuple[Permission, ...]:
     """Operations on Defender for Cloud alerts, checked at the alert's resource group."""
     return tuple(azure_role(DEFENDER_RESPONDER, f"Microsoft.Security/locations/alerts/{op}") for op in operations)
+
+
+def storage_account(*operations: str) -> tuple[Permission, ...]:
+    """Operations on the storage accounts of the target resource groups (never listKeys: write cannot read keys)."""
+    return tuple(azure_role(STORAGE_RESPONDER, f"Microsoft.Storage/storageAccounts/{op}") for op in operations)
 
 
 def network(*operations: str) -> tuple[Permission, ...]:

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from shared.azure.network import NetworkAdapter
     from shared.azure.security import SecurityAdapter
     from shared.azure.sentinel import SentinelAdapter
+    from shared.azure.storage_accounts import StorageAccountsAdapter
 
 
 class AzureClients:
@@ -84,6 +85,11 @@ class AzureClients:
     @property
     def logs(self) -> LogAnalyticsAdapter:
         adapter: LogAnalyticsAdapter = self._adapter("loganalytics")
+        return adapter
+
+    @property
+    def storage_accounts(self) -> StorageAccountsAdapter:
+        adapter: StorageAccountsAdapter = self._adapter("storage_accounts")
         return adapter
 
     @property

@@ -151,3 +151,40 @@ async def test_compromised_account_requires_a_new_password_and_skips_documentati
     for step in ("block_ip.0", "block_ip.1"):
         assert played.steps()[step] is StepStatus.SKIPPED
         assert "not a public internet address" in run.step(step).reason
+
+
+STOREFRONT = (
+    "/subscriptions/8c2b5f0e-3d4a-4b6c-9a1e-7f2d3c4b5a60/resourceGroups/rg-prod-web/providers/Microsoft.Storage/"
+    "storageAccounts/stcontosostorefront"
+)
+
+
+async def test_storage_anomaly_locks_the_account_down_and_resolves_the_alert(
+    make_context: ContextFactory, cloud: CloudHandle
+):
+    book = load_playbooks()["storage-anomaly"]
+    events = json.loads((SAMPLES / "defender-storage-alert-eventgrid.json").read_text())
+    incident = normalise(events[0]["data"], max_entities=500).summary()
+    clock = Clock()
+    run = Run(
+        id="run-st", playbook=book.name, incident=incident, created_at=clock(), updated_at=clock(),
+        steps=plan_steps(book, incident),
+    )  # fmt: skip
+    port = ExecutorPort(make_context(run_id=run.id), incident)
+
+    async def checkpoint(saved: Run) -> None:
+        return None
+
+    run = await Runner(book, port, checkpoint, clock).advance(run)
+    assert run.step("shared_key.0").status is StepStatus.AWAITING_APPROVAL
+    approval = run.step("shared_key.0").approval
+    assert approval is not None
+    approval.decisions.append(Decision(by="analyst", decision="approve", at=clock(), object_id="a1"))
+    run = await Runner(book, port, checkpoint, clock).advance(run)
+
+    assert run.status is RunStatus.SUCCEEDED, run.reason
+    account = next(r for r in cloud.tenant()["arm"]["resources"] if r["id"] == STOREFRONT)["properties"]
+    assert (account["allowBlobPublicAccess"], account["allowSharedKeyAccess"]) == (False, False)
+    assert "95.173.136.70" not in [r["value"] for r in account["networkAcls"]["ipRules"]]
+    [alert] = [a for a in cloud.tenant()["arm"]["security"]["alerts"] if a["id"] == incident["armId"]]
+    assert alert["properties"]["status"] == "Resolved"

@@ -80,12 +80,14 @@ def test_matching_routes_each_sample_to_its_playbook() -> None:
     app = normalise(sample("sentinel-incident-compromised-app.json"), max_entities=500).summary()
     ip = normalise(sample("sentinel-incident-malicious-ip-arm.json"), max_entities=500).summary()
     defender = normalise(sample("defender-alert-eventgrid.json")[0]["data"], max_entities=500).summary()
+    storage = normalise(sample("defender-storage-alert-eventgrid.json")[0]["data"], max_entities=500).summary()
     assert [p.name for p in matching(playbooks, account)] == ["compromised-account"]
     assert [p.name for p in matching(playbooks, vm)] == ["compromised-vm"]
     assert [p.name for p in matching(playbooks, device)] == ["compromised-device"]
     assert [p.name for p in matching(playbooks, app)] == ["compromised-app"]
     assert [p.name for p in matching(playbooks, ip)] == ["malicious-ip"]
     assert [p.name for p in matching(playbooks, defender)] == ["defender-alert"]
+    assert [p.name for p in matching(playbooks, storage)] == ["storage-anomaly"]
     assert why_not(playbooks["compromised-vm"], account) == "no entity of kind VirtualMachine"
     # a VM named twice (Host.azureID and AzureResource.resourceId, different casing) is one VM
     assert len(entities_of(vm, "VirtualMachine")) == 1
