@@ -11,7 +11,8 @@ Drives, each on a fresh local stack:
   limited_429_pct (goal <= 1), failed (goal 0), the workers' peak RSS (rss_mb, goal <= 200);
 - bench/cpu.py: worker CPU per run without limits (cpu_ms_per_run, goal <= 30) and the cold first run (goal <= 1 s);
 - with --all, also bench/cloud.py (the emulated cloud's mix) and bench/cold_start.py (import time), as printed.
-Writes <out>/scale.json and <out>/scale.md, and ends with one line per worker count:
+With --curve 100,1000: the scaling curve without limits first (bench/engine.py's burst: runs/s, time to finished,
+worker RSS). Writes <out>/scale.json and <out>/scale.md, and ends with one line per worker count:
 `scale: workers=... limit_fraction=... limited_429_pct=... failed=... cp_ratio=... intake_p99_ms=... cpu_ms_per_run=...
 rss_mb=...`. With --workers 2 it takes about 6 minutes here."""
 
@@ -29,6 +30,7 @@ from typing import Any
 
 import cpu
 import critical_path
+import engine
 import intake
 import limits
 from harness import ROOT
@@ -89,10 +91,17 @@ def main() -> None:
     parser.add_argument("--incidents", type=int, default=500)
     parser.add_argument("--cpu-runs", type=int, default=40)
     parser.add_argument("--all", action="store_true", help="also the emulated cloud and import-time benches")
+    parser.add_argument("--curve", default="", help="scaling curve without limits: incident counts, e.g. 100,1000")
+    parser.add_argument("--only-curve", action="store_true", help="the scaling curve alone")
     parser.add_argument("--out", default=str(ROOT / ".riposte" / "bench"))
     args = parser.parse_args()
     counts = [int(n) for n in args.workers.split(",")]
     record: dict[str, Any] = {}
+    for n in [int(c) for c in args.curve.split(",") if c]:
+        timed(f"curve, {n} incidents", lambda n=n: engine.burst(n, workers=max(counts)), record)  # type: ignore[misc]
+    if args.only_curve:
+        print(json.dumps(record, indent=2))
+        return
     path = timed("critical path", lambda: critical_path.measure(3), record)
     burst = timed("intake", lambda: {**intake.burst(args.incidents, 32, max(counts)), **intake.capacity(32)}, record)
     work = timed("cpu", lambda: cpu.measure(args.cpu_runs), record)
