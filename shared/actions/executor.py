@@ -1,8 +1,9 @@
 """Runs actions with the safety rules enforced in one place, whatever the action:
 
 respond: plan (read the prior state) -> guardrail check -> permission check -> dry run stops here -> the ledger's
-intent for this key (a replay reuses the prior state recorded the first time) -> destructive budget -> intent written
--> apply (the one write) -> outcome written. undo: from the recorded outcome, reversible actions only.
+intent for this key (a replay reuses the prior state recorded the first time) -> destructive budget and intent written
+(at once; a refused budget records the intent SKIPPED) -> apply (the one write) -> outcome written. undo: from the
+recorded outcome, reversible actions only.
 enrich: with a time limit; a failure becomes a Finding with the error, never an exception."""
 
 from __future__ import annotations
@@ -108,16 +109,9 @@ async def respond(
             outcome = Outcome(**common, status=Status.ALREADY_DONE, reason=plan.reason or "already as intended")
             await ctx.ledger.put_outcome(key, outcome)
             return outcome
-        if spec.destructive and previous is None:
-            assert ctx.budget is not None
-            if not await ctx.budget.try_consume(name):
-                limit = ctx.settings.destructive_actions_per_hour
-                return Outcome(**common, status=Status.SKIPPED, reason=f"destructive-action cap of {limit}/h reached")
-        recorded = validated.model_dump(mode="json")
-        if not await ctx.ledger.put_intent(key, name, plan, params=recorded, previous=previous):
-            # Another attempt at this very action recorded its intent since we read the ledger: it acts, we do not.
-            reason = "another attempt at this action recorded its intent first; this one did not act"
-            return Outcome(**common, status=Status.FAILED, reason=reason, retryable=True)
+        refused = await _budget_and_intent(ctx, spec, key, plan, validated, previous, common)
+        if refused is not None:
+            return refused
         result = await responder.apply(ctx, plan, key)
         outcome = Outcome(**common, status=Status.DONE, result=result)
         await ctx.ledger.put_outcome(key, outcome)
@@ -128,6 +122,37 @@ async def respond(
         return Outcome(**base, status=Status.FAILED, reason=str(error))
     except Exception as error:  # an API failure is a recorded outcome; the engine decides whether to retry
         return Outcome(**base, status=Status.FAILED, reason=describe_error(error), retryable=is_transient(error))
+
+
+async def _budget_and_intent(
+    ctx: ActionContext,
+    spec: registry.ActionSpec,
+    key: str,
+    plan: Plan,
+    validated: BaseModel,
+    previous: dict[str, Any] | None,
+    common: dict[str, Any],
+) -> Outcome | None:
+    """The destructive budget and the intent, written at once (one storage round trip less before the write); the
+    outcome that stops the action, or None when it may act. An intent recorded beside a refusal of the budget gets
+    a SKIPPED outcome, so the ledger never leaves it for a replay or a rollback to judge."""
+    intent = ctx.ledger.put_intent(key, spec.name, plan, params=validated.model_dump(mode="json"), previous=previous)
+    allowed: bool = True
+    if spec.destructive and previous is None:
+        assert ctx.budget is not None
+        allowed, recorded = await asyncio.gather(ctx.budget.try_consume(spec.name), intent)
+    else:
+        recorded = await intent
+    if not recorded:
+        # Another attempt at this very action recorded its intent since we read the ledger: it acts, we do not.
+        reason = "another attempt at this action recorded its intent first; this one did not act"
+        return Outcome(**common, status=Status.FAILED, reason=reason, retryable=True)
+    if not allowed:
+        limit = ctx.settings.destructive_actions_per_hour
+        skipped = Outcome(**common, status=Status.SKIPPED, reason=f"destructive-action cap of {limit}/h reached")
+        await ctx.ledger.put_outcome(key, skipped)
+        return skipped
+    return None
 
 
 async def _applied_since(responder: Responder, ctx: ActionContext, plan: Plan, intent_at: float) -> bool:

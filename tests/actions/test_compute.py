@@ -203,6 +203,9 @@ async def test_the_destructive_cap_stops_the_third_power_off(cloud, make_context
     assert [r.status for r in results] == [Status.DONE, Status.DONE]
     assert third.status is Status.SKIPPED and "cap" in third.reason
     assert power(cloud, VM_WEB) == "running"
+    # the intent written beside the refused budget is closed, so no replay or rollback has it to judge
+    entry = await ctx.ledger.get("third")
+    assert entry is not None and entry["state"] == "done" and entry["outcome"]["status"] == "skipped"
 
 
 async def test_power_off_absorbs_429_with_and_without_retry_after(cloud, make_context):
