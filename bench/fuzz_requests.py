@@ -333,6 +333,26 @@ def openapi(draw: Draw, shapes: Shapes) -> Request:
     return Request("openapi", draw(st.sampled_from(["GET", "GET", "HEAD"])), "/api/openapi.json", params, headers)
 
 
+CONSOLE_FILES = [
+    "",
+    "index.html",
+    "config.json",
+    "main.js",
+    "style.css",
+    "../function_app.py",
+    "..%2F..%2Fhost.json",
+    "%00",
+    "a/b/c",
+]
+
+
+def console(draw: Draw, shapes: Shapes) -> Request:
+    """Anonymous static files: a real one, a traversal attempt or any text as the catch-all path."""
+    headers, params = shapes.caller(draw)
+    path = draw(st.sampled_from(CONSOLE_FILES)) if draw(BOOL) else _segment(draw(TEXT))
+    return Request("console", "GET", f"/api/console/{path}", params, headers)
+
+
 _ROUTES: list[tuple[Callable[[Draw, Shapes], Request], int]] = [
     (incidents, 4),
     (events, 2),
@@ -346,6 +366,7 @@ _ROUTES: list[tuple[Callable[[Draw, Shapes], Request], int]] = [
     (manual_run, 3),
     (health, 1),
     (openapi, 1),
+    (console, 1),
 ]
 
 
