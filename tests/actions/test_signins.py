@@ -5,6 +5,7 @@ client: the findings, paging within the window, refusals, failures and time-outs
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 from urllib.parse import unquote
 
 import pytest
@@ -17,7 +18,7 @@ SPRAY_IP = "203.0.113.66"
 CI_DEPLOY = "7d3e9a41-2c5b-4f8e-9a6d-1b0c2e3f4a51"
 
 
-def signin_requests(cloud: CloudHandle) -> list[dict]:
+def signin_requests(cloud: CloudHandle) -> list[dict[str, Any]]:
     return [r for r in cloud.requests(service="graph") if "/auditlogs/signins" in r["path"].lower()]
 
 

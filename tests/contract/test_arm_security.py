@@ -19,7 +19,7 @@ from tests.contract.arm_helpers import STORAGE, SUB, SUBSCRIPTION, VM_WEB
 def security(cloud: Any) -> Iterator[SecurityCenter]:
     client = SecurityCenter(DefaultAzureCredential(), SUBSCRIPTION, base_url=cloud.url, connection_verify=cloud.ca_path)
     yield client
-    client.close()
+    client.close()  # type: ignore[no-untyped-call]  # the generated client's close() is untyped
 
 
 def test_a_resources_assessments(security: SecurityCenter) -> None:
