@@ -26,7 +26,7 @@ INCIDENT_PAYLOADS = [
     PUBLISHED / "defender_for_cloud/workflow_automation_alert_sample_REPAIRED.json",
     PUBLISHED / "defender_for_cloud/alert_activity_log_event_sample.json",
     FIXTURES / "own/incident_trigger_real_capture_REPAIRED.json",
-    *sorted(p for p in SAMPLES.glob("*.json") if not p.name.startswith("defender-alert")),
+    *sorted(p for p in SAMPLES.glob("*.json") if not p.name.startswith("defender-")),
 ]
 EXAMPLE_BODIES = [
     (PUBLISHED / "sentinel_rest/incidents_get_2024-03-01.json", "200"),
@@ -37,7 +37,7 @@ EVENT_PAYLOADS = [
     PUBLISHED / "eventgrid/eventgrid_schema_blob_created.json",
     PUBLISHED / "eventgrid/eventgrid_schema_custom_topic.json",
     PUBLISHED / "eventgrid/resource_write_success.json",
-    SAMPLES / "defender-alert-eventgrid.json",
+    *sorted(SAMPLES.glob("defender-*eventgrid.json")),
 ]
 
 
